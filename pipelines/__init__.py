@@ -1,0 +1,1 @@
+"""Entry points: the `invoice-sync` CLI, sync orchestration, view building, demo and sandbox."""

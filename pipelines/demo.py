@@ -1,0 +1,95 @@
+"""`invoice-sync demo`: the whole product against the built-in sandbox, no account needed."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from pipelines import summary
+from pipelines.registry import VENDORS
+from pipelines.sandbox import build_emulators, environment, serve
+from pipelines.sync import SourceResult, sync
+from sources.common.sandbox.server import Emulator
+from sources.common.sandbox.truth import ar_summary
+
+MARKER_SCHEMA = "invoice_sync_demo"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def prepare_database(db_path: Path) -> None:
+    """Start from an empty file; refuse to touch a database the demo did not make."""
+    if db_path.exists():
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            made_by_demo = con.execute(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+                [MARKER_SCHEMA],
+            ).fetchone()[0]
+        finally:
+            con.close()
+        if not made_by_demo:
+            raise DemoError(
+                f"{db_path} exists and was not made by the demo; "
+                "pass --db with another file name (for example --db demo.duckdb)"
+            )
+        db_path.unlink()
+    shutil.rmtree(db_path.parent / f".{db_path.name}.dlt", ignore_errors=True)
+    con = duckdb.connect(str(db_path))
+    con.execute(f"CREATE SCHEMA {MARKER_SCHEMA}")
+    con.close()
+
+
+def check_against_truth(db_path: Path, emulators: dict[str, Emulator]) -> str:
+    """Compare billing.ar_summary with the sandbox's own figures; say how it went."""
+    truth = ar_summary([row for emu in emulators.values() for row in emu.truth()], date.today())
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        rows = con.execute(f"SELECT {', '.join(summary.SUMMARY_COLUMNS)} FROM billing.ar_summary").fetchall()
+    finally:
+        con.close()
+    loaded = {(r[0], r[1]): dict(zip(summary.SUMMARY_COLUMNS[2:], r[2:], strict=True)) for r in rows}
+    if loaded == truth:
+        return f"Check: billing.ar_summary equals the sandbox's ground truth ({len(truth)} source/currency rows)."
+    differing = sorted(k for k in truth.keys() | loaded.keys() if truth.get(k) != loaded.get(k))
+    return f"Check FAILED: billing.ar_summary differs from ground truth for {differing}"
+
+
+def _report(results: list[SourceResult], say: Callable[[str], None]) -> bool:
+    for result in results:
+        say("  " + result.describe())
+    return all(r.ok for r in results)
+
+
+def run_demo(db_path: Path, say: Callable[[str], None] = print) -> bool:
+    prepare_database(db_path)
+    emulators = build_emulators()
+    server = serve(emulators)
+    try:
+        with environment(server.settings()):
+            say(f"Sandbox serving {', '.join(VENDORS)} at {server.url}")
+            say("First sync (everything):")
+            ok = _report(sync(VENDORS.values(), db_path), say)
+
+            say("Changes in the sandbox: new invoices, payments, voids, finalised drafts; "
+                "one page of new invoices arrives while the next sync is running.")
+            for emulator in emulators.values():
+                for change in emulator.ledger.random_changes(8):
+                    say(f"  {emulator.name}: {change}")
+                emulator.after_requests(1, lambda ledger: ledger.create_invoices(5))
+
+            say("Second sync (incremental):")
+            ok = _report(sync(VENDORS.values(), db_path), say) and ok
+    finally:
+        server.stop()
+    say("")
+    say(summary.render(db_path))
+    say("")
+    say(check_against_truth(db_path, emulators))
+    return ok

@@ -1,0 +1,77 @@
+"""`invoice-sync summary`: AR figures per source and currency, and the aging buckets."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+SUMMARY_COLUMNS = (
+    "source", "currency", "open_count", "outstanding", "overdue_count", "overdue",
+    "paid_count", "paid", "draft_count", "void_count",
+)
+AGING_COLUMNS = ("source", "currency", "aging_bucket", "invoice_count", "amount_due")
+
+
+class SummaryError(RuntimeError):
+    pass
+
+
+def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tuple]]:
+    """(summary rows, aging rows) from the views, as of `as_of` (today when None)."""
+    if not Path(db_path).exists():
+        raise SummaryError(f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`")
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        day = (as_of or date.today()).isoformat()
+        summary = con.execute(
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM billing.ar_summary_at(CAST(? AS DATE)) "
+            "ORDER BY source, currency", [day]
+        ).fetchall()
+        aging = con.execute(
+            f"SELECT {', '.join(AGING_COLUMNS)} FROM billing.ar_aging_at(CAST(? AS DATE))", [day]
+        ).fetchall()
+    except duckdb.CatalogException:
+        raise SummaryError(
+            f"{db_path} has no billing views yet: run `invoice-sync sync` first"
+        ) from None
+    finally:
+        con.close()
+    return summary, aging
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    return str(value)
+
+
+def table(headers: tuple[str, ...], rows: list[tuple]) -> str:
+    """A plain-text table, numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [bool(rows) and not isinstance(rows[0][i], str) for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out.extend(line(row) for row in cells)
+    return "\n".join(out)
+
+
+def render(db_path: str | Path, as_of: date | None = None) -> str:
+    summary, aging = fetch(db_path, as_of)
+    day = (as_of or date.today()).isoformat()
+    if not summary:
+        return f"No invoices in {db_path} yet."
+    return (
+        f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n\n"
+        + table(SUMMARY_COLUMNS, summary)
+        + "\n\nAging of outstanding amounts\n\n"
+        + (table(AGING_COLUMNS, aging) if aging else "nothing outstanding")
+    )

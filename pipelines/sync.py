@@ -1,0 +1,156 @@
+"""Runs vendors' dlt sources into one DuckDB file, then rebuilds the views.
+
+One dlt pipeline per vendor, dataset named after the vendor. Its working folder sits beside
+the database (`.<db name>.dlt/`), so a load that failed part-way is finished by the next run
+and state always matches the warehouse it describes. Loading goes through parquet files:
+dlt's default insert statements are far slower on nested invoices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import requests
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from pipelines.registry import VENDORS
+from pipelines.views import build_views
+from sources.common.errors import SyncError
+from sources.common.http import http_failure
+from sources.common.vendor import Vendor
+
+DEFAULT_DB = "invoices.duckdb"
+
+
+@dataclass
+class SourceResult:
+    vendor: str
+    error: SyncError | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def describe(self) -> str:
+        if self.error:
+            return self.error.one_line()
+        counts = ", ".join(f"{count} {table}" for table, count in sorted(self.rows.items()))
+        return f"{self.vendor}: synced in {self.seconds:.1f}s ({counts or 'no changes'})"
+
+
+def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
+    db = Path(db_path).resolve()
+    return dlt.pipeline(
+        pipeline_name=f"invoice_sync_{vendor}",
+        destination=dlt.destinations.duckdb(str(db), replace_strategy="insert-from-staging"),
+        dataset_name=vendor,
+        pipelines_dir=str(db.parent / f".{db.name}.dlt"),
+    )
+
+
+def configured_value(vendor: str, key: str) -> Any:
+    """A source setting from dlt's providers (environment, .dlt/*.toml), or None."""
+    try:
+        return dlt.secrets.get(f"sources.{vendor}.{key}") or dlt.config.get(f"sources.{vendor}.{key}")
+    except Exception:  # a provider that cannot parse a value is "not configured" here
+        return None
+
+
+def is_configured(vendor: Vendor) -> bool:
+    return all(configured_value(vendor.name, key) for key in vendor.config_keys)
+
+
+def configured_vendors() -> list[Vendor]:
+    return [vendor for vendor in VENDORS.values() if is_configured(vendor)]
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The first SyncError or requests error behind dlt's wrappers, else the innermost error."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    last = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SyncError | requests.RequestException):
+            return current
+        last = current
+        inner = getattr(current, "exception", None)
+        current = inner if isinstance(inner, BaseException) else (
+            current.__cause__ or current.__context__
+        )
+    return last
+
+
+def explain(vendor: Vendor, error: BaseException) -> SyncError:
+    """One line for the user about why `vendor` failed to sync."""
+    cause = _root_cause(error)
+    if isinstance(cause, SyncError):
+        return cause
+    if isinstance(cause, requests.RequestException):
+        return http_failure(
+            vendor.name,
+            cause,
+            base_url=str(configured_value(vendor.name, "base_url")),
+            credential_keys=list(vendor.credential_keys),
+            extract_message=vendor.error_message,
+        )
+    if isinstance(cause, ConfigFieldMissingException):
+        missing = ", ".join(f"SOURCES__{vendor.name.upper()}__{f.upper()}" for f in cause.fields)
+        return SyncError(vendor.name, f"not configured: {missing} not set",
+                         "set them in .dlt/secrets.toml or the environment")
+    return SyncError(
+        vendor.name,
+        f"unexpected error: {cause.__class__.__name__}: {str(cause).splitlines()[0][:300]}",
+        "please report this with the command you ran",
+    )
+
+
+def sync_vendor(
+    vendor: Vendor, db_path: str | Path, full_refresh: bool = False, **source_options: Any
+) -> SourceResult:
+    """Sync one vendor; never raises for an expected failure (it is in the result)."""
+    started = time.monotonic()
+    result = SourceResult(vendor.name)
+    try:
+        source = vendor.source(**source_options)
+        pipeline = pipeline_for(vendor.name, db_path)
+        pipeline.run(
+            source,
+            loader_file_format="parquet",
+            write_disposition="replace" if full_refresh else None,
+        )
+        normalize = pipeline.last_trace.last_normalize_info
+        if normalize is not None:
+            result.rows = {
+                table: count
+                for table, count in normalize.row_counts.items()
+                if not table.startswith("_dlt")
+            }
+    except (ConfigFieldMissingException, PipelineStepFailed, SyncError,
+            requests.RequestException) as error:
+        result.error = explain(vendor, error)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def sync(
+    vendors: Iterable[Vendor],
+    db_path: str | Path = DEFAULT_DB,
+    full_refresh: bool = False,
+    source_options: dict[str, dict[str, Any]] | None = None,
+) -> list[SourceResult]:
+    """Sync each vendor in turn, then rebuild every view (even if some vendor failed)."""
+    results = [
+        sync_vendor(vendor, db_path, full_refresh, **(source_options or {}).get(vendor.name, {}))
+        for vendor in vendors
+    ]
+    build_views(db_path, list(VENDORS))
+    return results

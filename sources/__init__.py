@@ -1,0 +1,1 @@
+"""dlt sources for the billing vendors, one package per vendor, and their shared machinery."""

@@ -1,0 +1,1 @@
+"""Machinery shared by every vendor: money, dates, HTTP client set-up, errors, the sandbox."""

@@ -1,0 +1,107 @@
+"""One way to build the HTTP client every vendor uses: dlt's RESTClient on dlt's retrying session.
+
+Retries (5xx, 429 honouring `Retry-After`, dropped connections, truncated bodies), timeouts and
+back-off come from dlt's runtime configuration (`[runtime]` in `.dlt/config.toml`, or
+`RUNTIME__REQUEST_MAX_ATTEMPTS` and friends), so users tune them the dlt way.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
+from requests.auth import AuthBase
+
+from sources.common.errors import SyncError
+
+
+def make_rest_client(
+    base_url: str,
+    *,
+    auth: AuthBase | None = None,
+    paginator: BasePaginator | None = None,
+    headers: dict[str, str] | None = None,
+    data_selector: str | None = None,
+) -> RESTClient:
+    """A RESTClient whose session retries the way dlt's runtime configuration says."""
+    retrying = Client(raise_for_status=False)
+    retrying.configure()
+    return RESTClient(
+        base_url=base_url.rstrip("/"),
+        auth=auth,
+        paginator=paginator,
+        headers=headers,
+        data_selector=data_selector,
+        session=retrying.session,
+    )
+
+
+def vendor_message(response: requests.Response, extract: Callable[[Any], str | None]) -> str:
+    """The vendor's own error text from a response body, or a short excerpt of the body."""
+    try:
+        text = extract(response.json())
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        text = None
+    if text:
+        return text
+    body = (response.text or "").strip().replace("\n", " ")
+    return body[:160] or "no body"
+
+
+def request_label(request: requests.PreparedRequest | requests.Request | None) -> str:
+    """`GET /path` of a request, without query string (it may hold filters, never secrets)."""
+    if request is None or not getattr(request, "url", None):
+        return "a request"
+    path = requests.utils.urlparse(request.url).path or "/"
+    return f"{request.method or 'GET'} {path}"
+
+
+def http_failure(
+    source: str,
+    error: requests.RequestException,
+    *,
+    base_url: str,
+    credential_keys: list[str],
+    extract_message: Callable[[Any], str | None] = lambda body: None,
+) -> SyncError:
+    """Turn a requests failure into the one line the user reads."""
+    prefix = f"SOURCES__{source.upper()}__"
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        response = error.response
+        status = response.status_code
+        what = request_label(response.request)
+        message = vendor_message(response, extract_message)
+        if status in (401, 403):
+            keys = ", ".join(prefix + key.upper() for key in credential_keys)
+            return SyncError(
+                source,
+                f"the API refused our credentials (HTTP {status} on {what}: {message})",
+                f"check {keys}",
+            )
+        if status == 429:
+            return SyncError(
+                source,
+                f"still rate limited after retrying (HTTP 429 on {what}: {message})",
+                "wait and run the sync again, or raise RUNTIME__REQUEST_MAX_ATTEMPTS",
+            )
+        if status >= 500:
+            return SyncError(
+                source,
+                f"the API kept failing (HTTP {status} on {what}: {message})",
+                "the vendor is having trouble; run the sync again later",
+            )
+        return SyncError(
+            source,
+            f"the API rejected a request (HTTP {status} on {what}: {message})",
+            f"check {prefix}BASE_URL points at the vendor's API root",
+        )
+    if isinstance(error, requests.ConnectionError | requests.Timeout):
+        kind = "timed out" if isinstance(error, requests.Timeout) else "could not connect"
+        return SyncError(
+            source,
+            f"{kind} to {base_url} ({request_label(error.request)})",
+            f"check {prefix}BASE_URL and the network; runs retried already",
+        )
+    return SyncError(source, f"HTTP failure: {error.__class__.__name__}: {error}")

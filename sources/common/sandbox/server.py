@@ -1,0 +1,347 @@
+"""The sandbox's HTTP server: a threaded loopback server that vendor emulators plug into.
+
+One server can host several emulators, each mounted under a path prefix
+(`http://127.0.0.1:8765/meteroid/api/v1/invoices`), so one port serves the whole sandbox.
+Each emulator brings its routes, its credential check and its vendor's error body; the
+base adds what every vendor needs for testing: latency, a rate limit answered with 429 and
+`Retry-After`, injected faults (5xx, dropped connections, truncated bodies), request counts
+and changes scheduled to happen mid-sync.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sources.common.sandbox.ledger import Ledger
+from sources.common.sandbox.truth import TruthInvoice
+
+FAULT_KINDS = ("500", "502", "503", "429", "drop", "truncate")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # below the emulator's mount prefix
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+        return cls(status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})})
+
+
+_NUMBER_MARK = "\x00num:"
+_MARKED_NUMBER = re.compile(r'"\\u0000num:(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"')
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{_NUMBER_MARK}{value}"
+    raise TypeError(f"cannot serialise {value!r}")
+
+
+def dump_json(payload: Any) -> bytes:
+    """JSON with Decimal values written as JSON numbers with their exact digits ("150.0000")."""
+    text = json.dumps(payload, default=_json_default, separators=(",", ":"))
+    return _MARKED_NUMBER.sub(r"\1", text).encode()
+
+
+@dataclass
+class Faults:
+    """What goes wrong, and how slowly, when an emulator answers."""
+
+    latency: float = 0.0  # seconds added to every request
+    rate_limit: float | None = None  # requests per second before 429
+    fault_rate: float = 0.0  # chance of a random fault on any request
+    queued: deque = field(default_factory=deque)  # faults for the next requests, in order
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._tokens = self.rate_limit or 0.0
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def inject(self, *kinds: str) -> None:
+        """Answer the next requests with these faults, one each (see FAULT_KINDS)."""
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
+            self.queued.append(kind)
+
+    def next_fault(self) -> str | None:
+        with self._lock:
+            if self.queued:
+                return self.queued.popleft()
+            if self.fault_rate and self._rng.random() < self.fault_rate:
+                return self._rng.choice(("500", "503", "drop", "truncate"))
+        return None
+
+    def retry_after(self) -> int | None:
+        """None when a request may go ahead, else whole seconds until one may (token bucket)."""
+        if not self.rate_limit:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.rate_limit, self._tokens + (now - self._stamp) * self.rate_limit)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return None
+            return max(1, math.ceil((1 - self._tokens) / self.rate_limit))
+
+
+Handler = Callable[..., Response]
+
+
+class Emulator:
+    """Base of a vendor emulator: routing, counting, faults and scheduled changes.
+
+    Subclasses set `name`, register routes with `route()`, and implement `authenticate`,
+    `error_body`, `settings` and `truth`.
+    """
+
+    name = "emulator"
+
+    def __init__(self, ledger: Ledger, faults: Faults | None = None) -> None:
+        self.ledger = ledger
+        self.faults = faults or Faults()
+        self.requests = Counter()  # route name -> requests answered (any status)
+        self._routes: list[tuple[str, re.Pattern, str, Handler]] = []
+        self._scheduled: list[tuple[int, Callable[[Ledger], Any]]] = []
+        self._lock = threading.Lock()
+
+    # -- for subclasses ---------------------------------------------------------------
+
+    def route(self, method: str, pattern: str, name: str, handler: Handler) -> None:
+        """Serve `method` on paths matching `pattern` (named groups become arguments)."""
+        self._routes.append((method, re.compile(f"^{pattern}$"), name, handler))
+
+    def authenticate(self, request: Request) -> Response | None:
+        """None if the request carries valid credentials, else the vendor's refusal."""
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str) -> Response:
+        """The vendor's error response for `status`."""
+        raise NotImplementedError
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        """Environment settings (`SOURCES__...`) that point `invoice-sync sync` here."""
+        raise NotImplementedError
+
+    def truth(self) -> list[TruthInvoice]:
+        """The served invoices as the contract must see them."""
+        raise NotImplementedError
+
+    # -- for tests and the demo --------------------------------------------------------
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def after_requests(self, count: int, change: Callable[[Ledger], Any]) -> None:
+        """Apply `change` to the ledger just before the `count`-th next request is answered."""
+        with self._lock:
+            self._scheduled.append((self.total_requests + count, change))
+
+    # -- serving -------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response | str:
+        """A response, or the name of a connection-level fault ("drop", "truncate")."""
+        if self.faults.latency:
+            time.sleep(self.faults.latency)
+        wait = self.faults.retry_after()
+        if wait is not None:
+            self._count("rate_limited")
+            response = self.error_body(429, "Too many requests, slow down")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        fault = self.faults.next_fault()
+        if fault is not None:
+            self._count(f"fault_{fault}")
+            if fault in ("drop", "truncate"):
+                return fault
+            response = self.error_body(int(fault), "Injected fault")
+            if fault == "429":
+                response.headers["Retry-After"] = "1"
+            return response
+        refusal = self.authenticate(request)
+        if refusal is not None:
+            self._count("unauthorized")
+            return refusal
+        for method, pattern, name, handler in self._routes:
+            match = pattern.match(request.path)
+            if match and method == request.method:
+                self._run_scheduled()
+                self._count(name)
+                try:
+                    return handler(request, **match.groupdict())
+                except BadRequest as bad:
+                    return self.error_body(400, str(bad))
+        self._count("not_found")
+        return self.error_body(404, f"No route for {request.method} {request.path}")
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.requests[name] += 1
+
+    def _run_scheduled(self) -> None:
+        with self._lock:
+            due = [c for c in self._scheduled if c[0] <= self.total_requests + 1]
+            self._scheduled = [c for c in self._scheduled if c[0] > self.total_requests + 1]
+        for _, change in due:
+            change(self.ledger)
+
+
+class BadRequest(ValueError):
+    """A handler's way to answer 400 with the vendor's error body."""
+
+
+def int_arg(request: Request, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
+    """A bounded integer query argument, or BadRequest saying what is wrong with it."""
+    raw = request.arg(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        raise BadRequest(f"{name} must be between {low} and {high or 'infinity'}, got {value}")
+    return value
+
+
+class _HTTPHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SandboxServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        emulator, path = self.server.resolve(parts.path)
+        if emulator is None:
+            self._write(Response.json(404, {"error": f"nothing mounted at {parts.path}"}))
+            return
+        request = Request(
+            method=self.command,
+            path=path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        result = emulator.handle(request)
+        if result == "drop":
+            self.close_connection = True
+            return
+        if result == "truncate":
+            full = emulator.error_body(200, "x" * 64).body + b" " * 256
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(full)))
+            self.end_headers()
+            self.wfile.write(full[: len(full) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self._write(result)
+
+    def _write(self, response: Response) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve  # noqa: N815
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """Serves emulators mounted at path prefixes on a loopback port (0 picks a free one)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, mounts: dict[str, Emulator], host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _HTTPHandler)
+        self.mounts = sorted(
+            ((("/" + prefix.strip("/")) if prefix.strip("/") else "", emu) for prefix, emu in mounts.items()),
+            key=lambda item: -len(item[0]),
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def base_url(self, emulator: Emulator) -> str:
+        for prefix, mounted in self.mounts:
+            if mounted is emulator:
+                return self.url + prefix
+        raise KeyError(emulator.name)
+
+    def resolve(self, path: str) -> tuple[Emulator | None, str]:
+        for prefix, emulator in self.mounts:
+            if not prefix:
+                return emulator, path
+            if path == prefix or path.startswith(prefix + "/"):
+                return emulator, path[len(prefix):] or "/"
+        return None, path
+
+    def settings(self) -> dict[str, str]:
+        """Every mounted emulator's `SOURCES__...` settings."""
+        merged: dict[str, str] = {}
+        for _, emulator in sorted(self.mounts, key=lambda item: item[1].name):
+            merged.update(emulator.settings(self.base_url(emulator)))
+        return merged
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,115 @@
+"""Meteroid invoices: page-number pagination, bearer auth, merge on the invoice id.
+
+Nested lists become dlt child tables: `invoices__line_items`,
+`invoices__line_items__sub_line_items`, `invoices__tax_breakdown`, `invoices__transactions`,
+`invoices__coupons`. A changed invoice replaces its child rows (merge, delete-insert).
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
+from requests import Response
+
+from sources.common.columns import bigint, columns, day, decimal, text, timestamp
+from sources.common.errors import SyncError
+from sources.common.http import make_rest_client
+from sources.common.vendor import Vendor
+from sources.meteroid import settings
+from sources.meteroid.emulator import make_emulator
+from sources.meteroid.helpers import SOURCE, error_message, invoice_record
+
+MONEY = decimal()
+
+INVOICE_COLUMNS = columns(
+    id=text(), invoice_number=text(), status=text(), payment_status=text(), invoice_type=text(),
+    customer_id=text(), customer_name=text(), customer_alias=text(), customer_email=text(),
+    customer_vat_number=text(), customer_country=text(), subscription_id=text(), currency=text(),
+    invoice_date=day(), due_date=day(), net_terms=bigint(),
+    subtotal=MONEY, subtotal_recurring=MONEY, tax_amount=MONEY, total=MONEY, amount_due=MONEY,
+    applied_credits=MONEY, amount_received=MONEY, amount_refunded=MONEY,
+    created_at=timestamp(), updated_at=timestamp(), finalized_at=timestamp(), paid_at=timestamp(),
+    voided_at=timestamp(), marked_as_uncollectible_at=timestamp(),
+    memo=text(), reference=text(), purchase_order=text(),
+)
+NESTED_HINTS: dict[Any, Any] = {
+    "line_items": {"columns": columns(
+        line_id=text(), line_number=bigint(), name=text(), description=text(), quantity=decimal(),
+        unit_price=decimal(), amount_total=MONEY, tax_rate=decimal(), start_date=day(),
+        end_date=day(),
+    )},
+    ("line_items", "sub_line_items"): {"columns": columns(
+        id=text(), parent_line_id=text(), name=text(), quantity=decimal(), unit_price=decimal(),
+        total=MONEY,
+    )},
+    "tax_breakdown": {"columns": columns(
+        name=text(), tax_rate=decimal(), taxable_amount=MONEY, tax_amount=MONEY,
+        exemption_type=text(),
+    )},
+    "transactions": {"columns": columns(
+        id=text(), payment_type=text(), status=text(), amount=MONEY, currency=text(),
+        payment_method_id=text(), payment_method_type=text(), card_brand=text(),
+        card_last4=text(), processed_at=timestamp(), error=text(), provider_transaction_id=text(),
+    )},
+    "coupons": {"columns": columns(coupon_id=text(), name=text(), total=MONEY)},
+}
+
+
+class MeteroidPaginator(PageNumberPaginator):
+    """0-based pages until `pagination_meta.total_pages`; refuses a page of the wrong shape."""
+
+    def __init__(self) -> None:
+        super().__init__(base_page=0, page_param="page", total_path="pagination_meta.total_pages")
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list) or not isinstance(
+            body.get("pagination_meta"), dict
+        ):
+            raise SyncError(
+                SOURCE,
+                f"malformed page from {response.request.path_url.split('?')[0]}: expected "
+                f"'data' and 'pagination_meta', got {str(body)[:120]!r}",
+                "the API answered in an unexpected format; check SOURCES__METEROID__BASE_URL",
+            )
+        super().update_state(response, data)
+
+
+@dlt.source(name="meteroid")
+def meteroid_source(
+    base_url: str = dlt.config.value,
+    api_key: str = dlt.secrets.value,
+    per_page: int = settings.PER_PAGE,
+) -> Any:
+    """All Meteroid invoices of the account behind `api_key`."""
+    client = make_rest_client(
+        base_url,
+        auth=BearerTokenAuth(api_key),
+        paginator=MeteroidPaginator(),
+        data_selector="data",
+    )
+
+    @dlt.resource(
+        name="invoices",
+        primary_key="id",
+        write_disposition="merge",
+        columns=INVOICE_COLUMNS,
+        nested_hints=NESTED_HINTS,
+    )
+    def invoices() -> Iterator[list[dict[str, Any]]]:
+        params = {"per_page": per_page, "order_by": settings.ORDER_BY}
+        for page in client.paginate(settings.INVOICES_PATH, params=params):
+            yield [invoice_record(raw) for raw in page]
+
+    return invoices
+
+
+VENDOR = Vendor(
+    name=SOURCE,
+    source=meteroid_source,
+    credential_keys=("api_key",),
+    emulator=make_emulator,
+    error_message=error_message,
+)

@@ -1,0 +1,48 @@
+-- Meteroid invoices in contract shape. Mapping and derivations: sources/meteroid/README.md.
+CREATE OR REPLACE VIEW staging.meteroid_invoices AS
+WITH periods AS (
+    SELECT _dlt_parent_id, min(start_date) AS period_start, max(end_date) AS period_end
+    FROM meteroid.invoices__line_items
+    GROUP BY _dlt_parent_id
+), mapped AS (
+    SELECT
+        i.*,
+        CASE
+            WHEN i.status = 'DRAFT' THEN 'draft'
+            WHEN i.status = 'VOID' THEN 'void'
+            WHEN i.status = 'UNCOLLECTIBLE' THEN 'uncollectible'
+            WHEN i.status = 'FINALIZED' AND i.payment_status = 'PAID'
+                AND i.amount_received > 0 AND i.amount_refunded >= i.amount_received THEN 'refunded'
+            WHEN i.status = 'FINALIZED' AND i.payment_status = 'PAID' THEN 'paid'
+            WHEN i.status = 'FINALIZED' THEN 'open'
+        END AS contract_status
+    FROM meteroid.invoices AS i
+)
+SELECT
+    'meteroid' AS source,
+    m.id AS invoice_id,
+    m.invoice_number,
+    m.customer_id,
+    m.customer_name,
+    m.contract_status AS status,
+    m.status AS vendor_status,
+    m.payment_status AS vendor_payment_status,
+    m.currency,
+    m.invoice_date AS issue_date,
+    m.due_date,
+    p.period_start,
+    p.period_end,
+    CAST(m.subtotal AS DECIMAL(18, 4)) AS subtotal,
+    CAST(m.tax_amount AS DECIMAL(18, 4)) AS tax,
+    CAST(m.total AS DECIMAL(18, 4)) AS total,
+    CAST(m.amount_received - m.amount_refunded AS DECIMAL(18, 4)) AS amount_paid,
+    CAST(
+        CASE WHEN m.contract_status IN ('draft', 'void') THEN 0 ELSE greatest(m.amount_due, 0) END
+        AS DECIMAL(18, 4)
+    ) AS amount_due,
+    CAST(m.created_at AS TIMESTAMPTZ) AS created_at,
+    CAST(coalesce(m.updated_at, m.created_at) AS TIMESTAMPTZ) AS updated_at,
+    m.invoice_type AS vendor_invoice_type,
+    CAST(m.applied_credits AS DECIMAL(18, 4)) AS applied_credits
+FROM mapped AS m
+LEFT JOIN periods AS p ON p._dlt_parent_id = m._dlt_id;

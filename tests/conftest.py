@@ -1,0 +1,96 @@
+"""Shared test machinery: a loopback sandbox per test, a real DuckDB file, ground truth helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.sandbox import environment
+from pipelines.sync import SourceResult, sync
+from sources.common.sandbox.ledger import Ledger
+from sources.common.sandbox.server import Emulator, Faults, SandboxServer
+from sources.common.sandbox.truth import ar_aging, ar_summary
+from sources.common.vendor import Vendor
+
+# Fast retries in tests: real back-off would make fault tests slow, not more truthful.
+os.environ.setdefault("RUNTIME__REQUEST_MAX_ATTEMPTS", "4")
+os.environ.setdefault("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
+os.environ.setdefault("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+os.environ.setdefault("RUNTIME__REQUEST_TIMEOUT", "10")
+
+
+@dataclass
+class Sandbox:
+    """One vendor's emulator on loopback, and a DuckDB file to sync it into."""
+
+    vendor: Vendor
+    emulator: Emulator
+    server: SandboxServer
+    db: Path
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.emulator.ledger
+
+    @property
+    def settings(self) -> dict[str, str]:
+        return self.emulator.settings(self.server.base_url(self.emulator))
+
+    def sync(self, full_refresh: bool = False, **source_options: Any) -> SourceResult:
+        """Sync this vendor into `db` and rebuild the views; returns the vendor's result."""
+        with environment(self.settings):
+            [result] = sync([self.vendor], self.db, full_refresh,
+                            {self.vendor.name: source_options} if source_options else None)
+        return result
+
+    def sync_ok(self, **source_options: Any) -> SourceResult:
+        result = self.sync(**source_options)
+        assert result.ok, result.describe()
+        return result
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = duckdb.connect(str(self.db), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def summary_rows(self, as_of: date) -> dict[tuple[str, str], dict]:
+        rows = self.query("SELECT * FROM billing.ar_summary_at(CAST(? AS DATE))", [as_of.isoformat()])
+        keys = ("open_count", "outstanding", "overdue_count", "overdue", "paid_count", "paid",
+                "draft_count", "void_count")
+        return {(r[0], r[1]): dict(zip(keys, r[2:], strict=True)) for r in rows}
+
+    def aging_rows(self, as_of: date) -> dict[tuple[str, str, str], dict]:
+        rows = self.query("SELECT * FROM billing.ar_aging_at(CAST(? AS DATE))", [as_of.isoformat()])
+        return {(r[0], r[1], r[2]): {"invoice_count": r[3], "amount_due": r[4]} for r in rows}
+
+    def truth_summary(self, as_of: date) -> dict:
+        return ar_summary(self.emulator.truth(), as_of)
+
+    def truth_aging(self, as_of: date) -> dict:
+        return ar_aging(self.emulator.truth(), as_of)
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path) -> Iterator:
+    """make_sandbox(vendor, invoices=60, seed=7, faults=None, **emulator_options) -> Sandbox."""
+    servers: list[SandboxServer] = []
+
+    def make(vendor: Vendor, invoices: int = 60, seed: int = 7, faults: Faults | None = None,
+             mount: str = "", **options: Any) -> Sandbox:
+        emulator = vendor.emulator(vendor.make_ledger(seed=seed, invoices=invoices), faults, **options)
+        server = SandboxServer({mount: emulator}).start()
+        servers.append(server)
+        return Sandbox(vendor, emulator, server, tmp_path / f"{vendor.name}-{len(servers)}.duckdb")
+
+    yield make
+    for server in servers:
+        server.stop()
