@@ -27,14 +27,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="sync the built-in sandbox twice and show the AR summary")
-    demo.add_argument("--db", default=DEFAULT_DB, type=Path, help=f"DuckDB file (default {DEFAULT_DB})")
+    demo = commands.add_parser(
+        "demo", help="sync the built-in sandbox twice and show the AR summary"
+    )
+    demo.add_argument(
+        "--db", default=DEFAULT_DB, type=Path, help=f"DuckDB file (default {DEFAULT_DB})"
+    )
 
     run = commands.add_parser("sync", help="sync sources from their APIs, then rebuild the views")
     run.add_argument("sources", nargs="*", metavar="SOURCE", help=f"any of: {', '.join(VENDORS)}")
     run.add_argument("--db", default=DEFAULT_DB, type=Path)
-    run.add_argument("--full-refresh", action="store_true",
-                     help="re-read everything and replace what is stored")
+    run.add_argument(
+        "--full-refresh", action="store_true", help="re-read everything and replace what is stored"
+    )
 
     show = commands.add_parser("summary", help="outstanding, overdue and paid, and aging")
     show.add_argument("--db", default=DEFAULT_DB, type=Path)
@@ -56,8 +61,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return _fail(f"unknown source {', '.join(unknown)}; choose from {', '.join(VENDORS)}")
     vendors = [VENDORS[name] for name in args.sources] or configured_vendors()
     if not vendors:
-        return _fail("no source is configured: set SOURCES__<NAME>__BASE_URL and its "
-                     "credentials (see README), or try `invoice-sync demo`")
+        return _fail(
+            "no source is configured: set SOURCES__<NAME>__BASE_URL and its "
+            "credentials (see README), or try `invoice-sync demo`"
+        )
     results = sync(vendors, args.db, full_refresh=args.full_refresh)
     for result in results:
         if result.ok:
@@ -82,7 +89,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         server = serve(build_emulators(), port=port)
     except OSError as err:
-        return _fail(f"cannot listen on 127.0.0.1:{port} ({err.strerror}); try --port 0 for any free port")
+        return _fail(
+            f"cannot listen on 127.0.0.1:{port} ({err.strerror}); try --port 0 for any free port"
+        )
     for key, value in server.settings().items():
         print(f"{key}={value}")
     sys.stdout.flush()

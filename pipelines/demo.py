@@ -51,12 +51,19 @@ def check_against_truth(db_path: Path, emulators: dict[str, Emulator]) -> str:
     truth = ar_summary([row for emu in emulators.values() for row in emu.truth()], date.today())
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        rows = con.execute(f"SELECT {', '.join(summary.SUMMARY_COLUMNS)} FROM billing.ar_summary").fetchall()
+        rows = con.execute(
+            f"SELECT {', '.join(summary.SUMMARY_COLUMNS)} FROM billing.ar_summary"
+        ).fetchall()
     finally:
         con.close()
-    loaded = {(r[0], r[1]): dict(zip(summary.SUMMARY_COLUMNS[2:], r[2:], strict=True)) for r in rows}
+    loaded = {
+        (r[0], r[1]): dict(zip(summary.SUMMARY_COLUMNS[2:], r[2:], strict=True)) for r in rows
+    }
     if loaded == truth:
-        return f"Check: billing.ar_summary equals the sandbox's ground truth ({len(truth)} source/currency rows)."
+        return (
+            "Check: billing.ar_summary equals the sandbox's ground truth "
+            f"({len(truth)} source/currency rows)."
+        )
     differing = sorted(k for k in truth.keys() | loaded.keys() if truth.get(k) != loaded.get(k))
     return f"Check FAILED: billing.ar_summary differs from ground truth for {differing}"
 
@@ -77,8 +84,10 @@ def run_demo(db_path: Path, say: Callable[[str], None] = print) -> bool:
             say("First sync (everything):")
             ok = _report(sync(VENDORS.values(), db_path), say)
 
-            say("Changes in the sandbox: new invoices, payments, voids, finalised drafts; "
-                "one page of new invoices arrives while the next sync is running.")
+            say(
+                "Changes in the sandbox: new invoices, payments, voids, finalised drafts; "
+                "one page of new invoices arrives while the next sync is running."
+            )
             for emulator in emulators.values():
                 for change in emulator.ledger.random_changes(8):
                     say(f"  {emulator.name}: {change}")

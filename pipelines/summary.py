@@ -8,9 +8,19 @@ from pathlib import Path
 
 import duckdb
 
+from sources.common.money import MoneyError, currency_exponent
+
 SUMMARY_COLUMNS = (
-    "source", "currency", "open_count", "outstanding", "overdue_count", "overdue",
-    "paid_count", "paid", "draft_count", "void_count",
+    "source",
+    "currency",
+    "open_count",
+    "outstanding",
+    "overdue_count",
+    "overdue",
+    "paid_count",
+    "paid",
+    "draft_count",
+    "void_count",
 )
 AGING_COLUMNS = ("source", "currency", "aging_bucket", "invoice_count", "amount_due")
 
@@ -22,13 +32,16 @@ class SummaryError(RuntimeError):
 def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tuple]]:
     """(summary rows, aging rows) from the views, as of `as_of` (today when None)."""
     if not Path(db_path).exists():
-        raise SummaryError(f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`")
+        raise SummaryError(
+            f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`"
+        )
     con = duckdb.connect(str(db_path), read_only=True)
     try:
         day = (as_of or date.today()).isoformat()
         summary = con.execute(
             f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM billing.ar_summary_at(CAST(? AS DATE)) "
-            "ORDER BY source, currency", [day]
+            "ORDER BY source, currency",
+            [day],
         ).fetchall()
         aging = con.execute(
             f"SELECT {', '.join(AGING_COLUMNS)} FROM billing.ar_aging_at(CAST(? AS DATE))", [day]
@@ -42,22 +55,29 @@ def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tu
     return summary, aging
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, currency: str) -> str:
+    """Amounts with their currency's decimals (JPY 1,200; KWD 1.250); counts as they are."""
     if isinstance(value, Decimal):
-        return f"{value:,.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+        try:
+            places = currency_exponent(currency)
+        except MoneyError:
+            places = 4
+        return f"{value:,.{places}f}"
     return str(value)
 
 
 def table(headers: tuple[str, ...], rows: list[tuple]) -> str:
-    """A plain-text table, numbers right-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """A plain-text table, numbers right-aligned; the second column is each row's currency."""
+    cells = [[_cell(v, row[1]) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [bool(rows) and not isinstance(rows[0][i], str) for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
-        ).rstrip()
+        padded = (
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        )
+        return "  ".join(padded).rstrip()
 
     out = [line(list(headers)), line(["-" * w for w in widths])]
     out.extend(line(row) for row in cells)

@@ -59,7 +59,9 @@ def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
 def configured_value(vendor: str, key: str) -> Any:
     """A source setting from dlt's providers (environment, .dlt/*.toml), or None."""
     try:
-        return dlt.secrets.get(f"sources.{vendor}.{key}") or dlt.config.get(f"sources.{vendor}.{key}")
+        return dlt.secrets.get(f"sources.{vendor}.{key}") or dlt.config.get(
+            f"sources.{vendor}.{key}"
+        )
     except Exception:  # a provider that cannot parse a value is "not configured" here
         return None
 
@@ -83,8 +85,10 @@ def _root_cause(error: BaseException) -> BaseException:
             return current
         last = current
         inner = getattr(current, "exception", None)
-        current = inner if isinstance(inner, BaseException) else (
-            current.__cause__ or current.__context__
+        current = (
+            inner
+            if isinstance(inner, BaseException)
+            else (current.__cause__ or current.__context__)
         )
     return last
 
@@ -104,8 +108,11 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
         )
     if isinstance(cause, ConfigFieldMissingException):
         missing = ", ".join(f"SOURCES__{vendor.name.upper()}__{f.upper()}" for f in cause.fields)
-        return SyncError(vendor.name, f"not configured: {missing} not set",
-                         "set them in .dlt/secrets.toml or the environment")
+        return SyncError(
+            vendor.name,
+            f"not configured: {missing} not set",
+            "set them in .dlt/secrets.toml or the environment",
+        )
     return SyncError(
         vendor.name,
         f"unexpected error: {cause.__class__.__name__}: {str(cause).splitlines()[0][:300]}",
@@ -134,8 +141,12 @@ def sync_vendor(
                 for table, count in normalize.row_counts.items()
                 if not table.startswith("_dlt")
             }
-    except (ConfigFieldMissingException, PipelineStepFailed, SyncError,
-            requests.RequestException) as error:
+    except (
+        ConfigFieldMissingException,
+        PipelineStepFailed,
+        SyncError,
+        requests.RequestException,
+    ) as error:
         result.error = explain(vendor, error)
     result.seconds = time.monotonic() - started
     return result

@@ -46,8 +46,12 @@ class Sandbox:
     def sync(self, full_refresh: bool = False, **source_options: Any) -> SourceResult:
         """Sync this vendor into `db` and rebuild the views; returns the vendor's result."""
         with environment(self.settings):
-            [result] = sync([self.vendor], self.db, full_refresh,
-                            {self.vendor.name: source_options} if source_options else None)
+            [result] = sync(
+                [self.vendor],
+                self.db,
+                full_refresh,
+                {self.vendor.name: source_options} if source_options else None,
+            )
         return result
 
     def sync_ok(self, **source_options: Any) -> SourceResult:
@@ -63,9 +67,19 @@ class Sandbox:
             con.close()
 
     def summary_rows(self, as_of: date) -> dict[tuple[str, str], dict]:
-        rows = self.query("SELECT * FROM billing.ar_summary_at(CAST(? AS DATE))", [as_of.isoformat()])
-        keys = ("open_count", "outstanding", "overdue_count", "overdue", "paid_count", "paid",
-                "draft_count", "void_count")
+        rows = self.query(
+            "SELECT * FROM billing.ar_summary_at(CAST(? AS DATE))", [as_of.isoformat()]
+        )
+        keys = (
+            "open_count",
+            "outstanding",
+            "overdue_count",
+            "overdue",
+            "paid_count",
+            "paid",
+            "draft_count",
+            "void_count",
+        )
         return {(r[0], r[1]): dict(zip(keys, r[2:], strict=True)) for r in rows}
 
     def aging_rows(self, as_of: date) -> dict[tuple[str, str, str], dict]:
@@ -84,9 +98,17 @@ def make_sandbox(tmp_path: Path) -> Iterator:
     """make_sandbox(vendor, invoices=60, seed=7, faults=None, **emulator_options) -> Sandbox."""
     servers: list[SandboxServer] = []
 
-    def make(vendor: Vendor, invoices: int = 60, seed: int = 7, faults: Faults | None = None,
-             mount: str = "", **options: Any) -> Sandbox:
-        emulator = vendor.emulator(vendor.make_ledger(seed=seed, invoices=invoices), faults, **options)
+    def make(
+        vendor: Vendor,
+        invoices: int = 60,
+        seed: int = 7,
+        faults: Faults | None = None,
+        mount: str = "",
+        **options: Any,
+    ) -> Sandbox:
+        emulator = vendor.emulator(
+            vendor.make_ledger(seed=seed, invoices=invoices), faults, **options
+        )
         server = SandboxServer({mount: emulator}).start()
         servers.append(server)
         return Sandbox(vendor, emulator, server, tmp_path / f"{vendor.name}-{len(servers)}.duckdb")

@@ -24,35 +24,90 @@ from sources.meteroid.helpers import SOURCE, error_message, invoice_record
 MONEY = decimal()
 
 INVOICE_COLUMNS = columns(
-    id=text(), invoice_number=text(), status=text(), payment_status=text(), invoice_type=text(),
-    customer_id=text(), customer_name=text(), customer_alias=text(), customer_email=text(),
-    customer_vat_number=text(), customer_country=text(), subscription_id=text(), currency=text(),
-    invoice_date=day(), due_date=day(), net_terms=bigint(),
-    subtotal=MONEY, subtotal_recurring=MONEY, tax_amount=MONEY, total=MONEY, amount_due=MONEY,
-    applied_credits=MONEY, amount_received=MONEY, amount_refunded=MONEY,
-    created_at=timestamp(), updated_at=timestamp(), finalized_at=timestamp(), paid_at=timestamp(),
-    voided_at=timestamp(), marked_as_uncollectible_at=timestamp(),
-    memo=text(), reference=text(), purchase_order=text(),
+    id=text(),
+    invoice_number=text(),
+    status=text(),
+    payment_status=text(),
+    invoice_type=text(),
+    customer_id=text(),
+    customer_name=text(),
+    customer_alias=text(),
+    customer_email=text(),
+    customer_vat_number=text(),
+    customer_country=text(),
+    subscription_id=text(),
+    currency=text(),
+    invoice_date=day(),
+    due_date=day(),
+    net_terms=bigint(),
+    subtotal=MONEY,
+    subtotal_recurring=MONEY,
+    tax_amount=MONEY,
+    total=MONEY,
+    amount_due=MONEY,
+    applied_credits=MONEY,
+    amount_received=MONEY,
+    amount_refunded=MONEY,
+    created_at=timestamp(),
+    updated_at=timestamp(),
+    finalized_at=timestamp(),
+    paid_at=timestamp(),
+    voided_at=timestamp(),
+    marked_as_uncollectible_at=timestamp(),
+    memo=text(),
+    reference=text(),
+    purchase_order=text(),
 )
 NESTED_HINTS: dict[Any, Any] = {
-    "line_items": {"columns": columns(
-        line_id=text(), line_number=bigint(), name=text(), description=text(), quantity=decimal(),
-        unit_price=decimal(), amount_total=MONEY, tax_rate=decimal(), start_date=day(),
-        end_date=day(),
-    )},
-    ("line_items", "sub_line_items"): {"columns": columns(
-        id=text(), parent_line_id=text(), name=text(), quantity=decimal(), unit_price=decimal(),
-        total=MONEY,
-    )},
-    "tax_breakdown": {"columns": columns(
-        name=text(), tax_rate=decimal(), taxable_amount=MONEY, tax_amount=MONEY,
-        exemption_type=text(),
-    )},
-    "transactions": {"columns": columns(
-        id=text(), payment_type=text(), status=text(), amount=MONEY, currency=text(),
-        payment_method_id=text(), payment_method_type=text(), card_brand=text(),
-        card_last4=text(), processed_at=timestamp(), error=text(), provider_transaction_id=text(),
-    )},
+    "line_items": {
+        "columns": columns(
+            line_id=text(),
+            line_number=bigint(),
+            name=text(),
+            description=text(),
+            quantity=decimal(),
+            unit_price=decimal(),
+            amount_total=MONEY,
+            tax_rate=decimal(),
+            start_date=day(),
+            end_date=day(),
+        )
+    },
+    ("line_items", "sub_line_items"): {
+        "columns": columns(
+            id=text(),
+            parent_line_id=text(),
+            name=text(),
+            quantity=decimal(),
+            unit_price=decimal(),
+            total=MONEY,
+        )
+    },
+    "tax_breakdown": {
+        "columns": columns(
+            name=text(),
+            tax_rate=decimal(),
+            taxable_amount=MONEY,
+            tax_amount=MONEY,
+            exemption_type=text(),
+        )
+    },
+    "transactions": {
+        "columns": columns(
+            id=text(),
+            payment_type=text(),
+            status=text(),
+            amount=MONEY,
+            currency=text(),
+            payment_method_id=text(),
+            payment_method_type=text(),
+            card_brand=text(),
+            card_last4=text(),
+            processed_at=timestamp(),
+            error=text(),
+            provider_transaction_id=text(),
+        )
+    },
     "coupons": {"columns": columns(coupon_id=text(), name=text(), total=MONEY)},
 }
 
@@ -65,8 +120,10 @@ class MeteroidPaginator(PageNumberPaginator):
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         body = response.json()
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list) or not isinstance(
-            body.get("pagination_meta"), dict
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("data"), list)
+            or not isinstance(body.get("pagination_meta"), dict)
         ):
             raise SyncError(
                 SOURCE,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sources.common.sandbox.ledger import (
@@ -19,7 +18,6 @@ from sources.common.sandbox.ledger import (
     FAILED,
     OPEN,
     PAID,
-    PAYMENT,
     PENDING,
     REFUNDED,
     UNCOLLECTIBLE,
@@ -41,8 +39,12 @@ from sources.meteroid.settings import INVOICE_STATUSES
 API_KEY = "sandbox-meteroid-key"
 
 _ERROR_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    409: "CONFLICT", 429: "TOO_MANY_REQUESTS",
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    429: "TOO_MANY_REQUESTS",
 }
 _ORDER_COLUMNS = {
     "invoice_number": lambda inv: inv.number,
@@ -56,7 +58,9 @@ _ORDER_COLUMNS = {
 
 
 def _invoice_status(inv: Invoice) -> str:
-    return {DRAFT: "DRAFT", VOID: "VOID", UNCOLLECTIBLE: "UNCOLLECTIBLE"}.get(inv.status, "FINALIZED")
+    return {DRAFT: "DRAFT", VOID: "VOID", UNCOLLECTIBLE: "UNCOLLECTIBLE"}.get(
+        inv.status, "FINALIZED"
+    )
 
 
 def _payment_status(inv: Invoice) -> str:
@@ -129,16 +133,19 @@ class MeteroidEmulator(Emulator):
         served_size, reported_size = (per_page, per_page) if per_page else (25, 10)  # vendor bug
         invoices = self._filtered(request)
         invoices = self._ordered(invoices, request.arg("order_by") or "created_at.desc")
-        rows = invoices[page * served_size:(page + 1) * served_size]
-        return Response.json(200, {
-            "data": [self.render(inv) for inv in rows],
-            "pagination_meta": {
-                "page": page,
-                "per_page": reported_size,
-                "total_items": len(invoices),
-                "total_pages": math.ceil(len(invoices) / reported_size),
+        rows = invoices[page * served_size : (page + 1) * served_size]
+        return Response.json(
+            200,
+            {
+                "data": [self.render(inv) for inv in rows],
+                "pagination_meta": {
+                    "page": page,
+                    "per_page": reported_size,
+                    "total_items": len(invoices),
+                    "total_pages": math.ceil(len(invoices) / reported_size),
+                },
             },
-        })
+        )
 
     def get_invoice(self, request: Request, invoice_id: str) -> Response:
         invoice = self.ledger.get(invoice_id)
@@ -199,8 +206,12 @@ class MeteroidEmulator(Emulator):
                 "vat_number": None if customer.country == "US" else f"{customer.country}123456789",
                 "snapshot_at": _timestamp(inv.created_at),
                 "billing_address": {
-                    "city": None, "country": customer.country, "line1": "1 Main Street",
-                    "line2": None, "state": None, "zip_code": "10001",
+                    "city": None,
+                    "country": customer.country,
+                    "line1": "1 Main Street",
+                    "line2": None,
+                    "state": None,
+                    "zip_code": "10001",
                 },
             },
             "subscription_id": self._subscription_id(inv),
@@ -269,7 +280,8 @@ class MeteroidEmulator(Emulator):
             ],
             "coupons": (
                 [{"coupon_id": "cpn_loyal", "name": "Loyalty credit", "total": inv.credits}]
-                if inv.credits else []
+                if inv.credits
+                else []
             ),
             "created_at": _timestamp(inv.created_at),
             "updated_at": _timestamp(inv.updated_at),
@@ -288,21 +300,20 @@ class MeteroidEmulator(Emulator):
         rows = []
         for inv in self.ledger.snapshot():
             paid = inv.payments_settled - inv.refunds_settled
-            rows.append(TruthInvoice(
-                source=self.name,
-                invoice_id=inv.id,
-                currency=inv.currency,
-                status=inv.status,
-                total=inv.major(inv.total),
-                amount_paid=inv.major(paid),
-                amount_due=inv.major(inv.amount_due),
-                due_date=inv.due_date,
-            ))
+            rows.append(
+                TruthInvoice(
+                    source=self.name,
+                    invoice_id=inv.id,
+                    currency=inv.currency,
+                    status=inv.status,
+                    total=inv.major(inv.total),
+                    amount_paid=inv.major(paid),
+                    amount_due=inv.major(inv.amount_due),
+                    due_date=inv.due_date,
+                )
+            )
         return rows
 
 
 def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> MeteroidEmulator:
     return MeteroidEmulator(ledger, faults, **options)
-
-
-__all__ = ["API_KEY", "MeteroidEmulator", "make_emulator", "Decimal"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -102,8 +101,12 @@ def _transaction(raw: dict[str, Any], currency: str) -> dict[str, Any]:
     method = raw.get("payment_method_info") or {}
     return {
         "id": raw.get("id"),
-        "payment_type": canonical_enum(raw.get("payment_type"), settings.PAYMENT_TYPES, "payment_type"),
-        "status": canonical_enum(raw.get("status"), settings.TRANSACTION_STATUSES, "transaction status"),
+        "payment_type": canonical_enum(
+            raw.get("payment_type"), settings.PAYMENT_TYPES, "payment_type"
+        ),
+        "status": canonical_enum(
+            raw.get("status"), settings.TRANSACTION_STATUSES, "transaction status"
+        ),
         "amount": _money(raw.get("amount"), txn_currency, "transactions.amount"),
         "currency": txn_currency,
         "payment_method_id": raw.get("payment_method_id"),
@@ -157,7 +160,9 @@ def _invoice_record(raw: dict[str, Any]) -> dict[str, Any]:
         "payment_status": canonical_enum(
             raw.get("payment_status"), settings.PAYMENT_STATUSES, "payment_status"
         ),
-        "invoice_type": _optional_enum(raw.get("invoice_type"), settings.INVOICE_TYPES, "invoice_type"),
+        "invoice_type": _optional_enum(
+            raw.get("invoice_type"), settings.INVOICE_TYPES, "invoice_type"
+        ),
         "customer_id": raw.get("customer_id"),
         "customer_name": customer.get("name"),
         "customer_alias": customer.get("alias"),
@@ -170,7 +175,9 @@ def _invoice_record(raw: dict[str, Any]) -> dict[str, Any]:
         "due_date": _date(raw.get("due_date"), "due_date"),
         "net_terms": raw.get("net_terms"),
         "subtotal": _money(raw.get("subtotal"), currency, "subtotal"),
-        "subtotal_recurring": _money(raw.get("subtotal_recurring", 0), currency, "subtotal_recurring"),
+        "subtotal_recurring": _money(
+            raw.get("subtotal_recurring", 0), currency, "subtotal_recurring"
+        ),
         "tax_amount": _money(raw.get("tax_amount"), currency, "tax_amount"),
         "total": _money(raw.get("total"), currency, "total"),
         "amount_due": _money(raw.get("amount_due"), currency, "amount_due"),
@@ -219,7 +226,7 @@ def _invoice_record(raw: dict[str, Any]) -> dict[str, Any]:
 
 def error_message(body: Any) -> str | None:
     """Meteroid's error body: {"code": "UNAUTHORIZED", "message": "..."}."""
-    return f"{body['code']}: {body['message']}" if isinstance(body, dict) and "code" in body else None
+    return (
+        f"{body['code']}: {body['message']}" if isinstance(body, dict) and "code" in body else None
+    )
 
-
-Transform = Callable[[dict[str, Any]], dict[str, Any]]

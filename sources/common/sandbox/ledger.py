@@ -23,7 +23,12 @@ from sources.common.money import currency_exponent
 
 # Canonical lifecycle statuses: exactly the contract's statuses.
 DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE, REFUNDED = (
-    "draft", "open", "paid", "void", "uncollectible", "refunded",
+    "draft",
+    "open",
+    "paid",
+    "void",
+    "uncollectible",
+    "refunded",
 )
 STATUSES = (DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE, REFUNDED)
 
@@ -34,13 +39,31 @@ SETTLED, PENDING, FAILED, CANCELLED = "settled", "pending", "failed", "cancelled
 REVERSE_CHARGE, TAX_EXEMPT, NOT_REGISTERED = "reverse_charge", "tax_exempt", "not_registered"
 
 _COMPANY_WORDS = (
-    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Soylent",
-    "Cyberdyne", "Wonka", "Gringotts", "Vandelay", "Pied Piper", "Aperture", "Oscorp",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Soylent",
+    "Cyberdyne",
+    "Wonka",
+    "Gringotts",
+    "Vandelay",
+    "Pied Piper",
+    "Aperture",
+    "Oscorp",
 )
 _COMPANY_SUFFIX = ("Ltd", "GmbH", "Inc", "KK", "WLL", "SARL", "BV", "LLC")
 _PRODUCTS = (
-    ("Platform subscription", "Seats"), ("API usage", "Requests"), ("Storage", "GB-months"),
-    ("Support plan", "Hours"), ("Data transfer", "GB"), ("Compute", "vCPU-hours"),
+    ("Platform subscription", "Seats"),
+    ("API usage", "Requests"),
+    ("Storage", "GB-months"),
+    ("Support plan", "Hours"),
+    ("Data transfer", "GB"),
+    ("Compute", "vCPU-hours"),
 )
 _METHODS = ("card", "bank_transfer", "wallet", "other")
 
@@ -229,7 +252,9 @@ class Ledger:
     # -- building ----------------------------------------------------------------------
 
     def _tick(self) -> datetime:
-        self.now += timedelta(seconds=self.rng.randint(1, 90), microseconds=self.rng.randint(0, 999999))
+        self.now += timedelta(
+            seconds=self.rng.randint(1, 90), microseconds=self.rng.randint(0, 999999)
+        )
         return self.now
 
     def _make_customer(self, index: int, regions: list) -> Customer:
@@ -266,14 +291,16 @@ class Ledger:
             for s in range(rng.choice((0, 1, 2, 2))):
                 quantity = Decimal(rng.randint(1, 400)) / (10 if s else 1)
                 total = _money_minor(rng, customer.currency, 5, 300)
-                unit_price = (Decimal(total).scaleb(-currency_exponent(customer.currency)) / quantity)
-                sub_lines.append(SubLine(
-                    id=f"{self.id_prefix}sli_{self._next_number:05d}_{n + 1}_{s + 1}",
-                    name=f"{unit} tier {s + 1}",
-                    quantity=quantity,
-                    unit_price=unit_price.quantize(Decimal("0.0000001")),
-                    total=total,
-                ))
+                unit_price = Decimal(total).scaleb(-currency_exponent(customer.currency)) / quantity
+                sub_lines.append(
+                    SubLine(
+                        id=f"{self.id_prefix}sli_{self._next_number:05d}_{n + 1}_{s + 1}",
+                        name=f"{unit} tier {s + 1}",
+                        quantity=quantity,
+                        unit_price=unit_price.quantize(Decimal("0.0000001")),
+                        total=total,
+                    )
+                )
             if sub_lines:
                 amount = sum(sl.total for sl in sub_lines)
                 quantity = sum(sl.quantity for sl in sub_lines)
@@ -281,18 +308,20 @@ class Ledger:
                 quantity = Decimal(rng.randint(1, 20))
                 amount = _money_minor(rng, customer.currency, 10, 900) * int(quantity)
             unit_price = Decimal(amount).scaleb(-currency_exponent(customer.currency)) / quantity
-            lines.append(Line(
-                id=f"{self.id_prefix}li_{self._next_number:05d}_{n + 1}",
-                name=product,
-                description=f"{product} ({unit.lower()})",
-                quantity=quantity,
-                unit_price=unit_price.quantize(Decimal("0.0000001")),
-                amount=amount,
-                tax_rate=Decimal(0) if customer.exemption else customer.tax_rate,
-                period_start=start,
-                period_end=end,
-                sub_lines=sub_lines,
-            ))
+            lines.append(
+                Line(
+                    id=f"{self.id_prefix}li_{self._next_number:05d}_{n + 1}",
+                    name=product,
+                    description=f"{product} ({unit.lower()})",
+                    quantity=quantity,
+                    unit_price=unit_price.quantize(Decimal("0.0000001")),
+                    amount=amount,
+                    tax_rate=Decimal(0) if customer.exemption else customer.tax_rate,
+                    period_start=start,
+                    period_end=end,
+                    sub_lines=sub_lines,
+                )
+            )
         return lines
 
     @staticmethod
@@ -303,21 +332,23 @@ class Ledger:
         tax = int((Decimal(taxable) * customer.tax_rate).to_integral_value())
         return [TaxLine(customer.tax_name, customer.tax_rate, taxable, tax, None)]
 
-    def _add_invoice(self, customer: Customer, historical: bool, status: str | None = None) -> Invoice:
+    def _add_invoice(
+        self, customer: Customer, historical: bool, status: str | None = None
+    ) -> Invoice:
         rng = self.rng
-        if historical:
-            issue = self.today - timedelta(days=rng.randint(0, 200))
-        else:
-            issue = self.today
+        issue = self.today - timedelta(days=rng.randint(0, 200)) if historical else self.today
         net_terms = rng.choice((0, 14, 30, 30, 45))
         period_end = issue - timedelta(days=1)
         period_start = period_end - timedelta(days=29)
         lines = self._make_lines(customer, period_start, period_end, rng.randint(1, 4))
         number = self._next_number
         self._next_number += 1
-        created = self._tick() if not historical else datetime.combine(
-            issue, datetime.min.time(), UTC
-        ) + timedelta(hours=rng.randint(6, 20), seconds=number)
+        created = (
+            self._tick()
+            if not historical
+            else datetime.combine(issue, datetime.min.time(), UTC)
+            + timedelta(hours=rng.randint(6, 20), seconds=number)
+        )
         invoice = Invoice(
             id=f"{self.id_prefix}inv_{number:05d}",
             number=f"INV-{number:05d}",
@@ -338,10 +369,13 @@ class Ledger:
             memo=rng.choice((None, None, "Thank you for your business", "PO attached")),
         )
         self.invoices[invoice.id] = invoice
-        target = status or rng.choices(
-            (DRAFT, OPEN, OPEN, PAID, VOID, UNCOLLECTIBLE, REFUNDED, "partial", "failed"),
-            weights=(6, 14, 10, 40, 6, 4, 4, 10, 6),
-        )[0]
+        target = (
+            status
+            or rng.choices(
+                (DRAFT, OPEN, OPEN, PAID, VOID, UNCOLLECTIBLE, REFUNDED, "partial", "failed"),
+                weights=(6, 14, 10, 40, 6, 4, 4, 10, 6),
+            )[0]
+        )
         self._bring_to(invoice, target, historical)
         return invoice
 
@@ -357,10 +391,14 @@ class Ledger:
         if target == "failed":
             self._transact(invoice, PAYMENT, FAILED, invoice.total - invoice.credits, historical)
         elif target == "partial":
-            self._transact(invoice, PAYMENT, SETTLED, (invoice.total - invoice.credits) // 3, historical)
+            self._transact(
+                invoice, PAYMENT, SETTLED, (invoice.total - invoice.credits) // 3, historical
+            )
         elif target in (PAID, REFUNDED):
             if self.rng.random() < 0.3:
-                self._transact(invoice, PAYMENT, FAILED, invoice.total - invoice.credits, historical)
+                self._transact(
+                    invoice, PAYMENT, FAILED, invoice.total - invoice.credits, historical
+                )
             self._settle_rest(invoice, historical)
             if target == REFUNDED:
                 self._transact(invoice, REFUND, SETTLED, invoice.payments_settled, historical)
@@ -385,7 +423,9 @@ class Ledger:
         invoice.updated_at = max(invoice.updated_at, moment)
         return moment
 
-    def _transact(self, invoice: Invoice, kind: str, status: str, amount: int, historical: bool) -> Transaction:
+    def _transact(
+        self, invoice: Invoice, kind: str, status: str, amount: int, historical: bool
+    ) -> Transaction:
         when = self._event_time(invoice, historical, self.rng.randint(0, 20))
         txn = Transaction(
             id=f"{self.id_prefix}txn_{self._next_txn:06d}",
@@ -407,7 +447,9 @@ class Ledger:
         if rest > 0:
             self._transact(invoice, PAYMENT, SETTLED, rest, historical)
         invoice.status = PAID
-        invoice.paid_at = invoice.transactions[-1].processed_at if invoice.transactions else self._tick()
+        invoice.paid_at = (
+            invoice.transactions[-1].processed_at if invoice.transactions else self._tick()
+        )
 
     # -- changing (what happens between and during syncs) -------------------------------
 
@@ -448,7 +490,9 @@ class Ledger:
         with self.lock:
             invoice = self.invoices[invoice_id]
             if invoice.status not in (DRAFT, OPEN):
-                raise ValueError(f"{invoice_id} is {invoice.status}: only draft or open can be voided")
+                raise ValueError(
+                    f"{invoice_id} is {invoice.status}: only draft or open can be voided"
+                )
             invoice.status = VOID
             invoice.voided_at = self._tick()
             self._touch(invoice)
@@ -503,7 +547,9 @@ class Ledger:
                 elif action == "finalize" and drafts:
                     done.append(f"finalized {self.finalize(self.rng.choice(drafts).id).id}")
                 elif action == "fail" and opens:
-                    done.append(f"failed a payment on {self.fail_payment(self.rng.choice(opens).id).id}")
+                    done.append(
+                        f"failed a payment on {self.fail_payment(self.rng.choice(opens).id).id}"
+                    )
                 else:
                     done.append(f"created {self.create_invoices(1)[0].id}")
         return done

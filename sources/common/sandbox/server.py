@@ -57,7 +57,9 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-        return cls(status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})})
+        return cls(
+            status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})}
+        )
 
 
 _NUMBER_MARK = "\x00num:"
@@ -113,7 +115,9 @@ class Faults:
             return None
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(self.rate_limit, self._tokens + (now - self._stamp) * self.rate_limit)
+            self._tokens = min(
+                self.rate_limit, self._tokens + (now - self._stamp) * self.rate_limit
+            )
             self._stamp = now
             if self._tokens >= 1:
                 self._tokens -= 1
@@ -227,7 +231,9 @@ class BadRequest(ValueError):
     """A handler's way to answer 400 with the vendor's error body."""
 
 
-def int_arg(request: Request, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
+def int_arg(
+    request: Request, name: str, default: int | None, low: int, high: int | None = None
+) -> int | None:
     """A bounded integer query argument, or BadRequest saying what is wrong with it."""
     raw = request.arg(name)
     if raw is None:
@@ -300,7 +306,10 @@ class SandboxServer(ThreadingHTTPServer):
     def __init__(self, mounts: dict[str, Emulator], host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _HTTPHandler)
         self.mounts = sorted(
-            ((("/" + prefix.strip("/")) if prefix.strip("/") else "", emu) for prefix, emu in mounts.items()),
+            (
+                (("/" + prefix.strip("/")) if prefix.strip("/") else "", emu)
+                for prefix, emu in mounts.items()
+            ),
             key=lambda item: -len(item[0]),
         )
         self._thread: threading.Thread | None = None
@@ -321,7 +330,7 @@ class SandboxServer(ThreadingHTTPServer):
             if not prefix:
                 return emulator, path
             if path == prefix or path.startswith(prefix + "/"):
-                return emulator, path[len(prefix):] or "/"
+                return emulator, path[len(prefix) :] or "/"
         return None, path
 
     def settings(self) -> dict[str, str]:

@@ -49,18 +49,24 @@ def is_outstanding(invoice: TruthInvoice) -> bool:
 
 
 def is_overdue(invoice: TruthInvoice, as_of: date) -> bool:
-    return (
-        is_outstanding(invoice) and invoice.due_date is not None and invoice.due_date < as_of
-    )
+    return is_outstanding(invoice) and invoice.due_date is not None and invoice.due_date < as_of
 
 
 def ar_summary(invoices: list[TruthInvoice], as_of: date) -> dict[tuple[str, str], dict]:
     """`billing.ar_summary_at(as_of)` as a dict keyed by (source, currency)."""
     zero = Decimal(0)
-    rows: dict[tuple[str, str], dict] = defaultdict(lambda: {
-        "open_count": 0, "outstanding": zero, "overdue_count": 0, "overdue": zero,
-        "paid_count": 0, "paid": zero, "draft_count": 0, "void_count": 0,
-    })
+    rows: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {
+            "open_count": 0,
+            "outstanding": zero,
+            "overdue_count": 0,
+            "overdue": zero,
+            "paid_count": 0,
+            "paid": zero,
+            "draft_count": 0,
+            "void_count": 0,
+        }
+    )
     for inv in invoices:
         row = rows[(inv.source, inv.currency)]
         if is_outstanding(inv):
