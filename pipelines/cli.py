@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("summary", help="outstanding, overdue and paid, and aging")
     show.add_argument("--db", default=DEFAULT_DB, type=Path)
     show.add_argument("--as-of", type=_as_of, default=None, metavar="YYYY-MM-DD")
+    show.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table for people, csv or json for scripts (amounts exact)",
+    )
 
     sandbox = commands.add_parser("sandbox", help="serve the vendor emulators until interrupted")
     sandbox.add_argument("--port", type=int, default=None, help="port (default 8765)")
@@ -76,7 +82,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     try:
-        print(summary.render(args.db, args.as_of))
+        print(summary.render(args.db, args.as_of, args.format))
     except summary.SummaryError as err:
         return _fail(str(err))
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -84,9 +87,46 @@ def table(headers: tuple[str, ...], rows: list[tuple]) -> str:
     return "\n".join(out)
 
 
-def render(db_path: str | Path, as_of: date | None = None) -> str:
+def as_csv(summary: list[tuple], aging: list[tuple], day: str) -> str:
+    """Both tables in one CSV for scripts: a `table` column says which row is which."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ("table", "as_of", *SUMMARY_COLUMNS, "aging_bucket", "invoice_count", "amount_due")
+    )
+    blanks_aging = ("",) * 3
+    for row in summary:
+        writer.writerow(("summary", day, *row, *blanks_aging))
+    for source, currency, bucket, count, due in aging:
+        writer.writerow(("aging", day, source, currency, *("",) * 8, bucket, count, due))
+    return out.getvalue().rstrip("\n")
+
+
+def as_json(summary: list[tuple], aging: list[tuple], day: str) -> str:
+    """Exact amounts as decimal strings (JSON numbers would invite float parsing)."""
+
+    def record(columns: tuple[str, ...], row: tuple) -> dict:
+        return {
+            c: str(v) if isinstance(v, Decimal) else v for c, v in zip(columns, row, strict=True)
+        }
+
+    return json.dumps(
+        {
+            "as_of": day,
+            "summary": [record(SUMMARY_COLUMNS, row) for row in summary],
+            "aging": [record(AGING_COLUMNS, row) for row in aging],
+        },
+        indent=2,
+    )
+
+
+def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
     summary, aging = fetch(db_path, as_of)
     day = (as_of or date.today()).isoformat()
+    if fmt == "csv":
+        return as_csv(summary, aging, day)
+    if fmt == "json":
+        return as_json(summary, aging, day)
     if not summary:
         return f"No invoices in {db_path} yet."
     return (

@@ -307,3 +307,35 @@ def test_unconfigured_sync_says_what_to_set(capsys, tmp_path, monkeypatch) -> No
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1
     assert "SOURCES__METEROID__BASE_URL" in err[0] and "not configured" in err[0]
+
+
+def test_summary_formats_carry_exact_figures(make_sandbox, capsys) -> None:
+    import csv
+    import json
+
+    sb = make_sandbox(VENDOR, invoices=40)
+    sb.sync_ok()
+    as_of = TODAY + timedelta(days=10)
+    truth = sb.truth_summary(as_of)
+    assert (
+        cli.main(["summary", "--db", str(sb.db), "--as-of", as_of.isoformat(), "--format", "json"])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["as_of"] == as_of.isoformat()
+    for row in report["summary"]:
+        expected = truth[(row["source"], row["currency"])]
+        assert Decimal(row["outstanding"]) == expected["outstanding"]
+        assert Decimal(row["overdue"]) == expected["overdue"]
+        assert row["open_count"] == expected["open_count"]
+    assert cli.main(["summary", "--db", str(sb.db), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    jpy = next(r for r in rows if r["table"] == "summary" and r["currency"] == "JPY")
+    assert Decimal(jpy["paid"]) == sb.truth_summary(TODAY)[("meteroid", "JPY")]["paid"]
+    assert {r["aging_bucket"] for r in rows if r["table"] == "aging"} == {
+        "current",
+        "1-30",
+        "31-60",
+        "61-90",
+        "90+",
+    }
