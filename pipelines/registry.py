@@ -8,6 +8,7 @@ from sources.exsited import VENDOR as EXSITED
 from sources.meteroid import VENDOR as METEROID
 from sources.press import VENDOR as PRESS
 from sources.revolv3 import VENDOR as REVOLV3
+from sources.sequence import VENDOR as SEQUENCE
 
 VENDORS: dict[str, Vendor] = {
     vendor.name: vendor
@@ -16,5 +17,6 @@ VENDORS: dict[str, Vendor] = {
         METEROID,
         PRESS,
         REVOLV3,
+        SEQUENCE,
     )
 }
