@@ -89,12 +89,47 @@ AR_AGING = {
     "amount_due": TOTAL,
 }
 
-# Per-vendor staging entities the unified views read (file stem in sql/10_staging/<vendor>/).
+# Columns a vendor's staging invoices may add for the data checks (NULL where not sent):
+# credits applied, refunds, the amount due exactly as the vendor reported it (before it is
+# clamped at zero), and the vendor's own outstanding and overdue figures for the invoice.
+INVOICE_CHECK_COLUMNS = {
+    "amount_credited": MONEY,
+    "amount_refunded": MONEY,
+    "vendor_amount_due": MONEY,
+    "vendor_outstanding": MONEY,
+    "vendor_overdue": MONEY,
+}
+# A vendor's own AR totals per currency, where its API reports them.
+VENDOR_FIGURES = {
+    "source": "VARCHAR",
+    "currency": "VARCHAR",
+    "outstanding": TOTAL,
+    "overdue": TOTAL,
+}
+DATA_CHECKS = {
+    "check": "VARCHAR",
+    "source": "VARCHAR",
+    "invoice_id": "VARCHAR",
+    "detail": "VARCHAR",
+}
+CHECKS = (
+    "lines_do_not_add_up",
+    "paid_plus_due_not_total",
+    "negative_amount_due",
+    "unknown_status",
+    "duplicate_invoice_id",
+    "vendor_outstanding_differs",
+    "vendor_overdue_differs",
+    "vendor_totals_differ",
+)
+
+# Per-vendor staging entities (file stem in sql/10_staging/<vendor>/) and their shapes.
 STAGING_ENTITIES = {
-    "invoices": INVOICES,
+    "invoices": {**INVOICES, **INVOICE_CHECK_COLUMNS},
     "invoice_lines": INVOICE_LINES,
     "payments": PAYMENTS,
     "invoice_taxes": INVOICE_TAXES,
+    "vendor_figures": VENDOR_FIGURES,
 }
 
 VIEWS = {
@@ -107,6 +142,7 @@ VIEWS = {
     "ar_paid": AR_INVOICE,
     "ar_summary": AR_SUMMARY,
     "ar_aging": AR_AGING,
+    "data_checks": DATA_CHECKS,
 }
 MACROS = {
     "ar_summary_at": AR_SUMMARY,

@@ -32,8 +32,12 @@ class SummaryError(RuntimeError):
     pass
 
 
-def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tuple]]:
-    """(summary rows, aging rows) from the views, as of `as_of` (today when None)."""
+CHECK_COLUMNS = ("check", "source", "invoice_id", "detail")
+CHECKS_SHOWN = 20
+
+
+def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """(summary, aging, data check) rows from the views, as of `as_of` (today when None)."""
     if not Path(db_path).exists():
         raise SummaryError(
             f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`"
@@ -49,13 +53,17 @@ def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tu
         aging = con.execute(
             f"SELECT {', '.join(AGING_COLUMNS)} FROM billing.ar_aging_at(CAST(? AS DATE))", [day]
         ).fetchall()
+        checks = con.execute(
+            "SELECT \"check\", source, coalesce(invoice_id, ''), detail FROM billing.data_checks "
+            "ORDER BY ALL"
+        ).fetchall()
     except duckdb.CatalogException:
         raise SummaryError(
             f"{db_path} has no billing views yet: run `invoice-sync sync` first"
         ) from None
     finally:
         con.close()
-    return summary, aging
+    return summary, aging, checks
 
 
 def _cell(value: object, currency: str) -> str:
@@ -102,7 +110,17 @@ def as_csv(summary: list[tuple], aging: list[tuple], day: str) -> str:
     return out.getvalue().rstrip("\n")
 
 
-def as_json(summary: list[tuple], aging: list[tuple], day: str) -> str:
+def checks_text(checks: list[tuple]) -> str:
+    if not checks:
+        return "Data checks: all passed."
+    noun = "problem" if len(checks) == 1 else "problems"
+    shown = [(c, s, i, d[:90]) for c, s, i, d in checks[:CHECKS_SHOWN]]
+    more = len(checks) - len(shown)
+    tail = f"\n... and {more} more: SELECT * FROM billing.data_checks" if more > 0 else ""
+    return f"Data checks: {len(checks)} {noun}\n\n" + table(CHECK_COLUMNS, shown) + tail
+
+
+def as_json(summary: list[tuple], aging: list[tuple], checks: list[tuple], day: str) -> str:
     """Exact amounts as decimal strings (JSON numbers would invite float parsing)."""
 
     def record(columns: tuple[str, ...], row: tuple) -> dict:
@@ -115,18 +133,19 @@ def as_json(summary: list[tuple], aging: list[tuple], day: str) -> str:
             "as_of": day,
             "summary": [record(SUMMARY_COLUMNS, row) for row in summary],
             "aging": [record(AGING_COLUMNS, row) for row in aging],
+            "data_checks": [record(CHECK_COLUMNS, row) for row in checks],
         },
         indent=2,
     )
 
 
 def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
-    summary, aging = fetch(db_path, as_of)
+    summary, aging, checks = fetch(db_path, as_of)
     day = (as_of or date.today()).isoformat()
     if fmt == "csv":
         return as_csv(summary, aging, day)
     if fmt == "json":
-        return as_json(summary, aging, day)
+        return as_json(summary, aging, checks, day)
     if not summary:
         return f"No invoices in {db_path} yet."
     return (
@@ -134,4 +153,6 @@ def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -
         + table(SUMMARY_COLUMNS, summary)
         + "\n\nAging of outstanding amounts\n\n"
         + (table(AGING_COLUMNS, aging) if aging else "nothing outstanding")
+        + "\n\n"
+        + checks_text(checks)
     )

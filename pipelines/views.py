@@ -1,11 +1,13 @@
 """Builds the `staging` and `billing` views from the files in `sql/`, all or nothing.
 
-Order: `sql/00_*.sql`, then each registered vendor's `sql/10_staging/<vendor>/*.sql`, then
-`sql/20_billing/`, then `sql/30_ar/`, each folder in file-name order. A unified view names
-`{{ staging:<entity> }}`, which becomes the union of every vendor's staging view of that
-entity. A vendor whose raw tables do not exist yet (never synced, or no rows of that kind)
-gets an empty staging view of the contract's shape, so the `billing` schema is always
-whole. Everything runs in one transaction: a file that fails leaves the previous views.
+Order: `sql/*.sql`, then each registered vendor's `sql/10_staging/<vendor>/*.sql`, then every
+other folder (`20_billing/`, `30_ar/`, `40_checks/`, ...), all in file-name order. A view that
+names `{{ staging:<entity> }}` reads the union of every vendor's staging view of that entity,
+headed by an empty relation of the entity's declared shape, so every declared column exists
+with its declared type even where a vendor does not send it (those rows hold NULL). A vendor
+whose raw tables do not exist yet (never synced, or no rows of that kind) gets an empty
+staging view of that shape, so the `billing` schema is always whole. Everything runs in one
+transaction: a file that fails leaves the previous views as they were.
 """
 
 from __future__ import annotations
@@ -39,10 +41,15 @@ def _raw_tables(sql: str, vendor: str) -> set[str]:
     return {f"{vendor}.{table}" for table in re.findall(rf"\b{vendor}\.(\w+)", sql)}
 
 
-def empty_view_sql(view: str, columns: dict[str, str]) -> str:
-    """A view with the contract's columns and types and no rows."""
+def empty_select(columns: dict[str, str]) -> str:
+    """A SELECT of the given columns and types that yields no rows."""
     select = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
-    return f"CREATE OR REPLACE VIEW {view} AS SELECT {select} WHERE false"
+    return f"SELECT {select} WHERE false"
+
+
+def empty_view_sql(view: str, columns: dict[str, str]) -> str:
+    """A view with the declared columns and types and no rows."""
+    return f"CREATE OR REPLACE VIEW {view} AS {empty_select(columns)}"
 
 
 def _staging_statements(vendor: str, existing: set[str]) -> Iterable[tuple[str, str]]:
@@ -69,9 +76,9 @@ def _staging_statements(vendor: str, existing: set[str]) -> Iterable[tuple[str, 
 def _expand(sql: str, vendors: list[str]) -> str:
     def union(match: re.Match) -> str:
         entity = match.group(1)
-        return " UNION ALL BY NAME ".join(
-            f"SELECT * FROM staging.{vendor}_{entity}" for vendor in vendors
-        )
+        parts = [empty_select(STAGING_ENTITIES[entity])]
+        parts += [f"SELECT * FROM staging.{vendor}_{entity}" for vendor in vendors]
+        return " UNION ALL BY NAME ".join(parts)
 
     return _PLACEHOLDER.sub(union, sql)
 
@@ -82,10 +89,10 @@ def build_statements(con: duckdb.DuckDBPyConnection, vendors: list[str]) -> list
     statements = [(str(p.relative_to(SQL_DIR)), p.read_text()) for p in _sql_files(SQL_DIR)]
     for vendor in vendors:
         statements.extend(_staging_statements(vendor, existing))
-    for folder in ("20_billing", "30_ar"):
+    for folder in sorted(p for p in SQL_DIR.iterdir() if p.is_dir() and p.name != "10_staging"):
         statements.extend(
             (str(p.relative_to(SQL_DIR)), _expand(p.read_text(), vendors))
-            for p in _sql_files(SQL_DIR / folder)
+            for p in _sql_files(folder)
         )
     return statements
 

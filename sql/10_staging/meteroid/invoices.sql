@@ -43,6 +43,10 @@ SELECT
     CAST(m.created_at AS TIMESTAMPTZ) AS created_at,
     CAST(coalesce(m.updated_at, m.created_at) AS TIMESTAMPTZ) AS updated_at,
     m.invoice_type AS vendor_invoice_type,
-    CAST(m.applied_credits AS DECIMAL(18, 4)) AS applied_credits
+    CAST(m.applied_credits AS DECIMAL(18, 4)) AS amount_credited,
+    CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded,
+    CAST(m.amount_due AS DECIMAL(18, 4)) AS vendor_amount_due,
+    CAST(NULL AS DECIMAL(18, 4)) AS vendor_outstanding,
+    CAST(NULL AS DECIMAL(18, 4)) AS vendor_overdue
 FROM mapped AS m
 LEFT JOIN periods AS p ON p._dlt_parent_id = m._dlt_id;
