@@ -1,0 +1,282 @@
+"""Exsited invoices: OAuth2 client credentials, offset pagination, merge on the invoice id.
+
+Nested lists become dlt child tables: `invoices__lines` (each line with its tax object
+flattened onto it) and `invoices__custom_attributes`. A changed invoice replaces its child
+rows (merge, delete-insert). With `accounts` set, only those accounts' invoices are read,
+through the account endpoint, and each account's last sync is kept in the resource state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.sources.helpers.rest_client.auth import OAuth2ClientCredentials
+from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
+from requests import PreparedRequest, Response
+
+from sources.common.columns import bigint, columns, day, decimal, text, timestamp
+from sources.common.errors import SyncError
+from sources.common.http import make_rest_client
+from sources.common.vendor import Vendor
+from sources.exsited import settings
+from sources.exsited.emulator import make_emulator
+from sources.exsited.helpers import SOURCE, error_message, invoice_record
+
+MONEY = decimal()
+
+INVOICE_COLUMNS = columns(
+    id=text(),
+    uuid=text(),
+    status=text(),
+    payment_status=text(),
+    type=text(),
+    account_id=text(),
+    account_name=text(),
+    order_id=text(),
+    customer_purchase_order_id=text(),
+    currency=text(),
+    currency_uuid=text(),
+    issue_date=day(),
+    due_date=day(),
+    billing_start_date=day(),
+    billing_end_date=day(),
+    subtotal=MONEY,
+    tax=MONEY,
+    total=MONEY,
+    paid=MONEY,
+    due=MONEY,
+    discount_amount=MONEY,
+    shipping_cost=MONEY,
+    price_tax_inclusive={"data_type": "bool", "nullable": True},
+    invoice_note=text(),
+    last_payment_id=text(),
+    last_payment_amount=MONEY,
+    last_payment_created_at=timestamp(),
+    kpi_outstanding=MONEY,
+    kpi_overdue=MONEY,
+    kpi_payment_applied=MONEY,
+    kpi_credit_applied=MONEY,
+    kpi_credit_issued=MONEY,
+    kpi_last_payment_date=timestamp(),
+    kpi_voided_on=timestamp(),
+    created_by=text(),
+    created_on=timestamp(),
+    last_updated_by=text(),
+    last_updated_on=timestamp(),
+    version=text(),
+)
+NESTED_HINTS: dict[Any, Any] = {
+    "lines": {
+        "columns": columns(
+            line_id=text(),
+            line_number=bigint(),
+            item_id=text(),
+            item_uuid=text(),
+            item_name=text(),
+            quantity=decimal(),
+            uom=text(),
+            subtotal=MONEY,
+            total=MONEY,
+            tax_amount=MONEY,
+            tax_code=text(),
+            tax_rate_percent=decimal(),
+            tax_uuid=text(),
+            sales_revenue_code=text(),
+            charging_start_date=day(),
+            charging_end_date=day(),
+            version=text(),
+        )
+    },
+    "custom_attributes": {"columns": columns(name=text(), value=text())},
+}
+
+
+class ExsitedOAuth2(OAuth2ClientCredentials):
+    """dlt's client-credentials auth, the way Exsited's token endpoint and SDK work.
+
+    The token request is a JSON body (dlt sends a form) with `redirect_uri`; the answer
+    carries a `refresh_token`. A token past its `expires_in` is refreshed before use, and a
+    401 (a token the server dropped early) is refreshed and the request retried once.
+    A refresh token the server refuses falls back to a fresh client-credentials grant.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.refresh_token: str | None = None
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        if self.access_token is None:
+            self.obtain_token()
+        elif self.is_token_expired():
+            self.refresh()
+        request.headers["Authorization"] = f"Bearer {self.access_token}"
+        request.register_hook("response", self._retry_on_401)
+        return request
+
+    def build_access_token_request(self) -> dict[str, Any]:
+        return {
+            "json": {
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                **self.access_token_request_data,
+            }
+        }
+
+    def parse_access_token(self, response_json: Any) -> str:
+        self.refresh_token = response_json.get("refresh_token")
+        return super().parse_access_token(response_json)
+
+    def refresh(self) -> None:
+        """A new access token from the refresh token, else from the client credentials."""
+        if self.refresh_token:
+            grant = self.build_access_token_request()["json"]
+            grant.update(grant_type="refresh_token", refresh_token=self.refresh_token)
+            response = self.session.post(self.access_token_url, json=grant)
+            if response.ok:
+                body = response.json()
+                self.parse_native_representation(self.parse_access_token(body))
+                seconds = self.parse_expiration_in_seconds(body)
+                self.token_expiry = pendulum.now().add(seconds=seconds)
+                return
+        self.obtain_token()
+
+    def _retry_on_401(self, response: Response, **kwargs: Any) -> Response:
+        if response.status_code != 401 or getattr(response.request, "_token_retried", False):
+            return response
+        self.refresh()
+        response.content  # noqa: B018 - drain the body so the connection can be reused
+        response.close()
+        retry = response.request.copy()
+        retry.headers["Authorization"] = f"Bearer {self.access_token}"
+        retry._token_retried = True  # type: ignore[attr-defined]
+        again = response.connection.send(retry, **kwargs)
+        again.history.append(response)
+        again.request = retry
+        return again
+
+
+class ExsitedPaginator(OffsetPaginator):
+    """`limit`/`offset` until `pagination.records` is reached or `next_page` is empty.
+
+    `wrapper` is the object the account and order endpoints wrap their page in.
+    """
+
+    def __init__(self, limit: int, wrapper: str | None = None) -> None:
+        self.wrapper = wrapper
+        prefix = f"{wrapper}." if wrapper else ""
+        super().__init__(limit=limit, total_path=f"{prefix}pagination.records")
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        body = response.json()
+        page = body.get(self.wrapper) if self.wrapper and isinstance(body, dict) else body
+        if (
+            not isinstance(page, dict)
+            or not isinstance(page.get("invoices"), list)
+            or not isinstance(page.get("pagination"), dict)
+        ):
+            raise SyncError(
+                SOURCE,
+                f"malformed page from {response.request.path_url.split('?')[0]}: expected "
+                f"'invoices' and 'pagination', got {str(body)[:120]!r}",
+                "the API answered in an unexpected format; check SOURCES__EXSITED__BASE_URL",
+            )
+        try:
+            super().update_state(response, data)
+        except ValueError as err:
+            raise SyncError(SOURCE, f"malformed pagination: {err}"[:300]) from None
+        pagination = page["pagination"]
+        if "next_page" in pagination and not pagination["next_page"]:
+            self._has_next_page = False
+
+
+def _decimal_json(response: Response, *args: Any, **kwargs: Any) -> None:
+    """Decode bodies with JSON numbers as Decimal, so a numeric amount never becomes a float."""
+
+    def decode(**_: Any) -> Any:
+        return json.loads(response.text, parse_float=Decimal)
+
+    response.json = decode  # type: ignore[method-assign]
+
+
+def _raise_for_status(response: Response, *args: Any, **kwargs: Any) -> None:
+    response.raise_for_status()
+
+
+HOOKS = {"response": [_decimal_json, _raise_for_status]}
+
+
+@dlt.source(name="exsited")
+def exsited_source(
+    base_url: str = dlt.config.value,
+    client_id: str = dlt.secrets.value,
+    client_secret: str = dlt.secrets.value,
+    accounts: list[str] | None = None,
+    limit: int = settings.LIMIT,
+    redirect_uri: str = settings.REDIRECT_URI,
+) -> Any:
+    """All Exsited invoices of the tenant, or only those of `accounts` when given."""
+    client = make_rest_client(base_url)
+    client.auth = ExsitedOAuth2(
+        access_token_url=f"{base_url.rstrip('/')}{settings.TOKEN_PATH}",
+        client_id=client_id,
+        client_secret=client_secret,
+        access_token_request_data={"redirect_uri": redirect_uri},
+        session=client.session,
+    )
+    params = {"order_by": settings.ORDER_BY, "direction": settings.DIRECTION}
+
+    def pages(path: str, wrapper: str | None) -> Iterator[list[dict[str, Any]]]:
+        for page in client.paginate(
+            path,
+            params=dict(params),
+            paginator=ExsitedPaginator(limit, wrapper),
+            data_selector=f"{wrapper}.invoices" if wrapper else "invoices",
+            hooks={"response": list(HOOKS["response"])},
+        ):
+            yield [invoice_record(raw) for raw in page]
+
+    def account_pages(account_id: str) -> Iterator[list[dict[str, Any]]]:
+        state = dlt.current.resource_state().setdefault("accounts", {})
+        count, newest = 0, None
+        path = settings.ACCOUNT_INVOICES_PATH.format(account_id=account_id)
+        for records in pages(path, "account"):
+            count += len(records)
+            stamps = [r["last_updated_on"] for r in records if r["last_updated_on"]]
+            newest = max([newest, *stamps] if newest else stamps, default=newest)
+            yield records
+        state[account_id] = {
+            "synced_at": pendulum.now("UTC").isoformat(),
+            "invoices": count,
+            "last_updated_on": newest.isoformat() if newest else None,
+        }
+
+    @dlt.resource(
+        name="invoices",
+        primary_key="id",
+        write_disposition="merge",
+        columns=INVOICE_COLUMNS,
+        nested_hints=NESTED_HINTS,
+    )
+    def invoices() -> Iterator[list[dict[str, Any]]]:
+        if not accounts:
+            yield from pages(settings.INVOICES_PATH, None)
+            return
+        for account_id in accounts:
+            yield from account_pages(account_id)
+
+    return invoices
+
+
+VENDOR = Vendor(
+    name=SOURCE,
+    source=exsited_source,
+    credential_keys=("client_id", "client_secret"),
+    emulator=make_emulator,
+    error_message=error_message,
+)

@@ -1,0 +1,237 @@
+"""An emulator of Frappe Cloud's `press.api.billing.get_summary` (GET or POST).
+
+Follows the vendor: `Authorization: token <key>:<secret>` and `X-Press-Team`; the Frappe
+wrapper `{"message": [...]}`; only Paid and Unpaid invoices, newest first (`creation desc`),
+no paging and no filters; money as JSON floats in major units; no total, due date or
+customer; items carry `parent` and no id; errors as Frappe bodies (`exc_type`,
+`_server_messages`) with 401, 403 and 417 (Frappe's ValidationError, also for bad input).
+
+Options reproduce what real servers do: `split_items` the server's bug (items grouped
+without sorting, so an invoice can come back with only some of its items) and
+`float_artifacts` amounts computed in binary floats (`0.30000000000000004`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from decimal import Decimal
+from itertools import groupby
+from typing import Any
+
+from sources.common.sandbox.ledger import OPEN, PAID, PAYMENT, REFUND, SETTLED, Invoice, Ledger
+from sources.common.sandbox.server import Emulator, Faults, Request, Response
+from sources.common.sandbox.truth import TruthInvoice
+from sources.press import settings
+
+API_KEY = "sandbox-press-key"
+API_SECRET = "sandbox-press-secret"
+TEAM = "sandbox-team@example.com"
+
+_EXC_TYPES = {
+    401: "AuthenticationError",
+    403: "PermissionError",
+    404: "DoesNotExistError",
+    417: "ValidationError",
+    429: "RateLimitExceededError",
+}
+_PAYMENT_MODES = {
+    "card": "Card",
+    "bank_transfer": "NEFT",
+    "wallet": "UPI Autopay",
+    "other": "Paid By Partner",
+}
+_TYPES = {
+    "recurring": "Subscription",
+    "one_off": "Service",
+    "usage_threshold": "Prepaid Credits",
+    "adjustment": "Summary",
+}
+_DOCUMENTS = {  # ledger product -> (document_type, name pattern)
+    "Platform subscription": ("Site", "{alias}-{n}.frappe.cloud"),
+    "API usage": ("Site", "api-{alias}-{n}.frappe.cloud"),
+    "Storage": ("Site", "files-{alias}-{n}.frappe.cloud"),
+    "Support plan": ("Support Plan", "{alias}-support"),
+    "Data transfer": ("Server", "f{n}-{alias}.frappe.cloud"),
+    "Compute": ("Database Server", "m{n}-{alias}.frappe.cloud"),
+}
+
+
+def press_name(inv: Invoice) -> str:
+    """Press's invoice names look like ACC-INV-2024-00012."""
+    return f"ACC-INV-{inv.issue_date.year}-{inv.number.rsplit('-', 1)[-1]}"
+
+
+def _served_status(inv: Invoice) -> str | None:
+    return {PAID: "Paid", OPEN: "Unpaid"}.get(inv.status)
+
+
+def _payment_mode(inv: Invoice) -> str:
+    settled = [t for t in inv.transactions if t.kind == PAYMENT and t.status == SETTLED]
+    if settled:
+        return _PAYMENT_MODES[settled[-1].method]
+    return "Prepaid Credits" if inv.credits else ""
+
+
+class PressEmulator(Emulator):
+    name = "press"
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        faults: Faults | None = None,
+        api_key: str = API_KEY,
+        api_secret: str = API_SECRET,
+        team: str = TEAM,
+        split_items: bool = False,
+        float_artifacts: bool = False,
+    ) -> None:
+        super().__init__(ledger, faults)
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.team = team
+        self.split_items = split_items
+        self.float_artifacts = float_artifacts
+        # Ledger id -> (status, amount_paid) when last served: the warehouse keeps invoices
+        # that leave the Paid/Unpaid set, so ground truth must know what it last saw.
+        self._served: dict[str, tuple[str, Decimal]] = {}
+        self._served_lock = threading.Lock()
+        for method in ("GET", "POST"):
+            self.route(method, settings.SUMMARY_PATH, "summary", self.get_summary)
+
+    # -- the vendor's conventions --------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Response | None:
+        if request.header("Authorization") != f"token {self.api_key}:{self.api_secret}":
+            return self.error_body(401, "Invalid API key or secret")
+        if request.header(settings.TEAM_HEADER) != self.team:
+            return self.error_body(403, "You are not a member of this team")
+        return None
+
+    def error_body(self, status: int, message: str) -> Response:
+        status = 417 if status == 400 else status  # frappe.throw answers 417
+        kind = _EXC_TYPES.get(status, "InternalServerError")
+        server_messages = json.dumps([json.dumps({"message": message, "indicator": "red"})])
+        return Response.json(
+            status,
+            {
+                "exception": f"frappe.exceptions.{kind}: {message}",
+                "exc_type": kind,
+                "_server_messages": server_messages,
+            },
+        )
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        return {
+            "SOURCES__PRESS__BASE_URL": base_url,
+            "SOURCES__PRESS__API_KEY": self.api_key,
+            "SOURCES__PRESS__API_SECRET": self.api_secret,
+            "SOURCES__PRESS__TEAM": self.team,
+        }
+
+    # -- the route -----------------------------------------------------------------------
+
+    def get_summary(self, request: Request) -> Response:
+        invoices = [inv for inv in self.ledger.snapshot() if _served_status(inv)]
+        invoices.sort(key=lambda inv: (inv.created_at, inv.id), reverse=True)
+        items = self._grouped_items(invoices)
+        rows = []
+        with self._served_lock:
+            for inv in invoices:
+                rows.append(self.render(inv, items.get(press_name(inv), [])))
+                self._served[inv.id] = (_served_status(inv), inv.major(inv.amount_paid))
+        return Response.json(200, {"message": rows})
+
+    def _grouped_items(self, invoices: list[Invoice]) -> dict[str, list[dict[str, Any]]]:
+        """Press's own grouping: `groupby` over the item query, then a dict of the groups.
+
+        Items come out invoice by invoice unless `split_items`; then they come in the
+        query's unsorted order and an invoice keeps only the last run of its items.
+        """
+        flat = [
+            (press_name(inv), n, line, inv) for inv in invoices for n, line in enumerate(inv.lines)
+        ]
+        if self.split_items:
+            flat.sort(key=lambda entry: zlib.crc32(entry[2].id.encode()))
+        return {
+            parent: [self._item(parent, n, line, inv) for _, n, line, inv in group]
+            for parent, group in groupby(flat, key=lambda entry: entry[0])
+        }
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _amount_paid(self, inv: Invoice) -> Decimal:
+        if not self.float_artifacts:
+            return inv.major(inv.amount_paid)
+        total = 0.0
+        for txn in inv.transactions:
+            if txn.status == SETTLED and txn.kind in (PAYMENT, REFUND):
+                sign = 1 if txn.kind == PAYMENT else -1
+                total += sign * float(inv.major(txn.amount))
+        return Decimal(repr(total))
+
+    @staticmethod
+    def _item(parent: str, n: int, line: Any, inv: Invoice) -> dict[str, Any]:
+        doc_type, pattern = _DOCUMENTS.get(line.name, ("Site", "{alias}-{n}.frappe.cloud"))
+        return {
+            "amount": inv.major(line.amount),
+            "name": pattern.format(alias=inv.customer.alias, n=n + 1),
+            "type": doc_type,
+            "parent": parent,
+            "quantity": line.quantity,
+            "rate": line.unit_price,
+            "plan": line.name,
+        }
+
+    def render(self, inv: Invoice, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "name": press_name(inv),
+            "status": _served_status(inv),
+            "period_end": inv.period_end.isoformat(),
+            "payment_mode": _payment_mode(inv),
+            "type": _TYPES[inv.kind],
+            "currency": inv.currency,
+            "amount_paid": self._amount_paid(inv),
+            "items": items,
+        }
+
+    # -- ground truth --------------------------------------------------------------------
+
+    def truth(self) -> list[TruthInvoice]:
+        """Served invoices mapped as sources/press/README.md says; draft, void, refunded and
+        uncollectible ones never served are absent. One served before and gone since (it left
+        Paid/Unpaid) is kept: last seen Paid becomes refunded with nothing paid, last seen
+        Unpaid becomes uncollectible with its payments; neither has anything due."""
+        with self._served_lock:
+            served = dict(self._served)
+        rows = []
+        for inv in self.ledger.snapshot():
+            total = inv.major(inv.subtotal)  # the items' sum: Press sends no tax or total
+            status, paid = inv.status, inv.major(inv.amount_paid)
+            if _served_status(inv) is None:
+                if inv.id not in served:
+                    continue
+                last_status, last_paid = served[inv.id]
+                status = "refunded" if last_status == "Paid" else "uncollectible"
+                paid = Decimal(0) if last_status == "Paid" else last_paid
+            if status == PAID:  # a paid invoice's amount paid includes the tax items leave out
+                total = max(total, paid)
+            due = max(total - paid, Decimal(0)) if status == OPEN else Decimal(0)
+            rows.append(
+                TruthInvoice(
+                    source=self.name,
+                    invoice_id=press_name(inv),
+                    currency=inv.currency,
+                    status=status,
+                    total=total,
+                    amount_paid=paid,
+                    amount_due=due,
+                    due_date=inv.period_end,
+                )
+            )
+        return rows
+
+
+def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> PressEmulator:
+    return PressEmulator(ledger, faults, **options)

@@ -1,0 +1,296 @@
+"""An emulator of Revolv3's invoice API: `GET /api/Invoices`, `/{id}` and `/v1`.
+
+Follows the vendor: `x-revolv3-token` auth; a bare JSON array with no paging metadata; 1-based
+`page`; camelCase `pageSize` (max 100, default 100), or, with `page_size_param="page_size"`, a
+server that ignores `pageSize` and uses its own `default_page_size` (25 in the seed);
+`startDate`/`endDate` on the billing date; billing date descending then invoiceId ascending;
+`billingDate` in the vendor's several formats; money as decimal numbers in major units
+("150.0000"); all seventeen statuses; the detail's `invoiceAttempts[]`; the v1 list with
+`lastUpdateStartDate`/`lastUpdateEndDate`, `orderBy` and the 1..`max_page` page cap; errors as
+`{"error", "message"}` (the 429 body is the vendor's).
+
+Revolv3 has no drafts: draft invoices of the ledger are not served. A credit from the
+customer's balance shows as a smaller subtotal (Revolv3 charges what is left).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sources.common.sandbox.ledger import (
+    DRAFT,
+    FAILED,
+    OPEN,
+    PAID,
+    PAYMENT,
+    REFUNDED,
+    SETTLED,
+    UNCOLLECTIBLE,
+    VOID,
+    Invoice,
+    Ledger,
+    Transaction,
+)
+from sources.common.sandbox.server import (
+    BadRequest,
+    Emulator,
+    Faults,
+    Request,
+    Response,
+    int_arg,
+)
+from sources.common.sandbox.truth import TruthInvoice
+
+TOKEN = "sandbox-revolv3-token"
+MERCHANT = "Sandbox Merchant LLC"
+FOUR_PLACES = Decimal("0.0001")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# The vendor's billingDate formats, as in its own examples.
+DATE_FORMATS = {
+    "mm-dd-yyyy": lambda d: f"{d.month:02d}-{d.day:02d}-{d.year}",  # "12-15-2024"
+    "m/d/yyyy": lambda d: f"{d.month}/{d.day}/{d.year}",  # "9/17/2024"
+    "dd-mon-yy": lambda d: f"{d.day:02d}-{_MONTHS[d.month - 1]}-{d.year % 100:02d}",  # "22-May-26"
+}
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+# Several Revolv3 statuses describe the same ledger state; the invoice number picks one.
+_OPEN_UNTRIED = ("Pending", "OneTimePaymentPending", "BatchPending", "CapturePending")
+_OPEN_FAILED = ("Failed", "Recycle", "RetryPending")
+_PAID = ("Paid", "Paid", "Paid", "MerchantPaid", "RefundPending", "RefundDeclined", "RefundFailed")
+_VOID = ("Void", "Void", "MerchantCancelled")
+_ATTEMPT_STATUS = {
+    (PAYMENT, SETTLED): "Success",
+    (PAYMENT, FAILED): "Fail",
+    (PAYMENT, "pending"): "Pending",
+    (PAYMENT, "cancelled"): "Cancelled",
+    ("refund", SETTLED): "Refund",
+    ("refund", FAILED): "RefundFail",
+}
+
+
+def _number(identifier: str) -> int:
+    """The ledger's "inv_00012" / "txn_000034" as Revolv3's integer id."""
+    return int(identifier.rsplit("_", 1)[-1])
+
+
+def revolv3_status(inv: Invoice) -> str:
+    """The Revolv3 status the ledger's invoice shows as."""
+    pick = _number(inv.id)
+    if inv.status == OPEN:
+        last = inv.transactions[-1] if inv.transactions else None
+        if last is not None and last.status == FAILED:
+            return _OPEN_FAILED[pick % len(_OPEN_FAILED)]
+        return "Pending" if inv.payments_settled else _OPEN_UNTRIED[pick % len(_OPEN_UNTRIED)]
+    if inv.status == PAID:
+        return "PartialRefund" if inv.refunds_settled else _PAID[pick % len(_PAID)]
+    if inv.status == VOID:
+        return _VOID[pick % len(_VOID)]
+    return {REFUNDED: "Refund", UNCOLLECTIBLE: "Noncollectable"}[inv.status]
+
+
+def _attempt_date(moment: datetime | None) -> str | None:
+    """Revolv3's attempt dates: UTC without an offset, milliseconds ("2024-09-17T18:40:38.107")."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _parse_filter_date(name: str, value: str) -> date:
+    """startDate/endDate as ISO (YYYY-MM-DD) or as in the seed's example (MM-DD-YYYY)."""
+    try:
+        if len(value) == 10 and value[2] == "-":
+            return date(int(value[6:]), int(value[:2]), int(value[3:5]))
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise BadRequest(f"The value '{value}' is not valid for {name}.") from None
+
+
+class Revolv3Emulator(Emulator):
+    name = "revolv3"
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        faults: Faults | None = None,
+        token: str = TOKEN,
+        date_format: str = "mixed",
+        page_size_param: str = "pageSize",
+        default_page_size: int = 100,
+        max_page: int = 1000,
+    ) -> None:
+        super().__init__(ledger, faults)
+        if date_format not in (*DATE_FORMATS, "mixed"):
+            raise ValueError(f"date_format is one of {sorted(DATE_FORMATS)} or 'mixed'")
+        if page_size_param not in ("pageSize", "page_size"):
+            raise ValueError("page_size_param is 'pageSize' (the vendor) or 'page_size' (the seed)")
+        self.token = token
+        self.date_format = date_format
+        self.page_size_param = page_size_param
+        self.default_page_size = default_page_size
+        self.max_page = max_page
+        self.route("GET", "/api/Invoices/v1", "list_v1", self.list_invoices_v1)
+        self.route("GET", "/api/Invoices", "list", self.list_invoices)
+        self.route("GET", r"/api/Invoices/(?P<invoice_id>\d+)", "detail", self.get_invoice)
+
+    # -- the vendor's conventions --------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Response | None:
+        if request.header("x-revolv3-token") != self.token:
+            return self.error_body(401, "Invalid or missing token")
+        return None
+
+    def error_body(self, status: int, message: str) -> Response:
+        return Response.json(status, {"error": _REASONS.get(status, "Error"), "message": message})
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        return {"SOURCES__REVOLV3__BASE_URL": base_url, "SOURCES__REVOLV3__TOKEN": self.token}
+
+    def billing_date(self, inv: Invoice) -> str:
+        names = sorted(DATE_FORMATS)
+        name = names[_number(inv.id) % 3] if self.date_format == "mixed" else self.date_format
+        return DATE_FORMATS[name](inv.issue_date)
+
+    # -- routes --------------------------------------------------------------------------
+
+    def list_invoices(self, request: Request) -> Response:
+        return self._page(request, self._served(request), lambda inv: self.render(inv))
+
+    def list_invoices_v1(self, request: Request) -> Response:
+        invoices = self._served(request)
+        start, end = request.arg("lastUpdateStartDate"), request.arg("lastUpdateEndDate")
+        if start:
+            since = _parse_filter_date("lastUpdateStartDate", start)
+            invoices = [inv for inv in invoices if inv.updated_at.date() >= since]
+        if end:
+            until = _parse_filter_date("lastUpdateEndDate", end)
+            invoices = [inv for inv in invoices if inv.updated_at.date() <= until]
+        order = request.arg("orderBy") or "BillingDate"
+        if order == "LastUpdateDate":
+            invoices = sorted(invoices, key=lambda inv: (inv.updated_at, _number(inv.id)))
+        elif order == "InvoiceId":
+            invoices = sorted(invoices, key=lambda inv: _number(inv.id))
+        elif order != "BillingDate":
+            raise BadRequest(f"orderBy must be BillingDate, LastUpdateDate or InvoiceId: {order}")
+        return self._page(request, invoices, self.render_v1)
+
+    def get_invoice(self, request: Request, invoice_id: str) -> Response:
+        invoice = self.ledger.get(f"{self.ledger.id_prefix}inv_{int(invoice_id):05d}")
+        if invoice is None or invoice.status == DRAFT:
+            return self.error_body(404, f"Invoice {invoice_id} not found")
+        return Response.json(
+            200,
+            {
+                **self.render(invoice),
+                "invoiceAttempts": [
+                    self._attempt(inv_txn, invoice) for inv_txn in self._attempts(invoice)
+                ],
+            },
+        )
+
+    def _page(self, request: Request, invoices: list[Invoice], render: Any) -> Response:
+        page = int_arg(request, "page", 1, 1, self.max_page)
+        size = int_arg(request, self.page_size_param, None, 1, 100) or self.default_page_size
+        rows = invoices[(page - 1) * size : page * size]
+        return Response.json(200, [render(inv) for inv in rows])
+
+    def _served(self, request: Request) -> list[Invoice]:
+        """Non-draft invoices matching the filters, billing date descending then id ascending."""
+        start, end = request.arg("startDate"), request.arg("endDate")
+        since = _parse_filter_date("startDate", start) if start else None
+        until = _parse_filter_date("endDate", end) if end else None
+        customer = request.arg("merchantCustomerRefId")
+        number = request.arg("merchantInvoiceRefId")
+        result = [
+            inv
+            for inv in self.ledger.snapshot()
+            if inv.status != DRAFT
+            and (since is None or inv.issue_date >= since)
+            and (until is None or inv.issue_date <= until)
+            and (customer is None or inv.customer.id == customer)
+            and (number is None or inv.number == number)
+        ]
+        by_id = sorted(result, key=lambda inv: _number(inv.id))
+        return sorted(by_id, key=lambda inv: inv.issue_date, reverse=True)
+
+    # -- rendering -----------------------------------------------------------------------
+
+    @staticmethod
+    def _money(inv: Invoice, minor: int) -> Decimal:
+        return inv.major(minor).quantize(FOUR_PLACES)
+
+    def render(self, inv: Invoice) -> dict[str, Any]:
+        first, _, last = inv.customer.name.partition(" ")
+        return {
+            "invoiceId": _number(inv.id),
+            "customerId": None,
+            "merchantInvoiceRefId": inv.number,
+            "binNumber": "444433",
+            "last4Digit": "1111",
+            "invoiceStatus": revolv3_status(inv),
+            "subtotal": self._money(inv, inv.subtotal - inv.credits),
+            "tax": self._money(inv, inv.tax),
+            "total": self._money(inv, inv.total - inv.credits),
+            "billingDate": self.billing_date(inv),
+            "merchantLegalName": MERCHANT,
+            "merchantCustomerRefId": inv.customer.id,
+            "customerFirstName": first,
+            "customerLastName": last or None,
+        }
+
+    def render_v1(self, inv: Invoice) -> dict[str, Any]:
+        return {**self.render(inv), "lastUpdateDate": _attempt_date(inv.updated_at)}
+
+    @staticmethod
+    def _attempts(inv: Invoice) -> list[Transaction]:
+        """A merchant-paid invoice was paid outside Revolv3: no successful attempt carries it."""
+        if revolv3_status(inv) != "MerchantPaid":
+            return list(inv.transactions)
+        return [t for t in inv.transactions if not (t.kind == PAYMENT and t.status == SETTLED)]
+
+    def _attempt(self, txn: Transaction, inv: Invoice) -> dict[str, Any]:
+        ok = txn.status == SETTLED
+        return {
+            "invoiceAttemptId": _number(txn.id),
+            "amount": self._money(inv, txn.amount),
+            "invoiceAttemptStatus": _ATTEMPT_STATUS[(txn.kind, txn.status)],
+            "invoiceAttemptDate": _attempt_date(txn.processed_at),
+            "paymentProcessor": "Sandbox Gateway",
+            "processorTransactionId": f"pt_{txn.id}",
+            "responseCode": "00" if ok else "51",
+            "responseMessage": "Approved" if ok else (txn.error or txn.status),
+            "paymentMethod": txn.method,
+        }
+
+    # -- ground truth --------------------------------------------------------------------
+
+    def truth(self) -> list[TruthInvoice]:
+        """Served invoices only (no drafts); due on the billing date; money net of credits."""
+        return [
+            TruthInvoice(
+                source=self.name,
+                invoice_id=str(_number(inv.id)),
+                currency=inv.currency,
+                status=inv.status,
+                total=inv.major(inv.total - inv.credits),
+                amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
+                amount_due=inv.major(inv.amount_due),
+                due_date=inv.issue_date,
+            )
+            for inv in self.ledger.snapshot()
+            if inv.status != DRAFT
+        ]
+
+
+def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> Revolv3Emulator:
+    return Revolv3Emulator(ledger, faults, **options)

@@ -1,0 +1,48 @@
+-- Exsited invoices in contract shape. Mapping and derivations: sources/exsited/README.md.
+CREATE OR REPLACE VIEW staging.exsited_invoices AS
+WITH mapped AS (
+    SELECT
+        i.*,
+        CASE
+            WHEN i.status = 'DRAFT' THEN 'draft'
+            WHEN i.status = 'VOIDED' THEN 'void'
+            WHEN i.status = 'WRITTEN_OFF' THEN 'uncollectible'
+            WHEN i.status = 'ACTIVE' AND i.payment_status = 'PAID'
+                AND i.paid > 0 AND coalesce(i.kpi_credit_issued, 0) >= i.paid THEN 'refunded'
+            WHEN i.status = 'ACTIVE' AND i.payment_status = 'PAID' THEN 'paid'
+            WHEN i.status = 'ACTIVE' THEN 'open'
+        END AS contract_status
+    FROM exsited.invoices AS i
+)
+SELECT
+    'exsited' AS source,
+    m.id AS invoice_id,
+    m.id AS invoice_number,
+    m.account_id AS customer_id,
+    m.account_name AS customer_name,
+    m.contract_status AS status,
+    m.status AS vendor_status,
+    m.payment_status AS vendor_payment_status,
+    m.currency,
+    m.issue_date,
+    m.due_date,
+    m.billing_start_date AS period_start,
+    m.billing_end_date AS period_end,
+    CAST(m.subtotal AS DECIMAL(18, 4)) AS subtotal,
+    CAST(m.tax AS DECIMAL(18, 4)) AS tax,
+    CAST(m.total AS DECIMAL(18, 4)) AS total,
+    CAST(m.paid - coalesce(m.kpi_credit_issued, 0) AS DECIMAL(18, 4)) AS amount_paid,
+    CAST(
+        CASE WHEN m.contract_status IN ('draft', 'void') THEN 0 ELSE greatest(m.due, 0) END
+        AS DECIMAL(18, 4)
+    ) AS amount_due,
+    CAST(m.created_on AS TIMESTAMPTZ) AS created_at,
+    CAST(coalesce(m.last_updated_on, m.created_on) AS TIMESTAMPTZ) AS updated_at,
+    m.order_id AS vendor_order_id,
+    m.version AS vendor_version,
+    CAST(m.kpi_outstanding AS DECIMAL(18, 4)) AS vendor_outstanding,
+    CAST(m.kpi_overdue AS DECIMAL(18, 4)) AS vendor_overdue,
+    CAST(m.kpi_credit_applied AS DECIMAL(18, 4)) AS amount_credited,
+    CAST(m.kpi_credit_issued AS DECIMAL(18, 4)) AS amount_refunded,
+    CAST(m.due AS DECIMAL(18, 4)) AS vendor_amount_due
+FROM mapped AS m;
