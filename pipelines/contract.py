@@ -99,12 +99,15 @@ INVOICE_CHECK_COLUMNS = {
     "vendor_outstanding": MONEY,
     "vendor_overdue": MONEY,
 }
-# A vendor's own AR totals per currency, where its API reports them.
+# A vendor's own totals per currency, where its API reports them (NULL where it does not):
+# outstanding and overdue, or the number of invoices and their gross total.
 VENDOR_FIGURES = {
     "source": "VARCHAR",
     "currency": "VARCHAR",
     "outstanding": TOTAL,
     "overdue": TOTAL,
+    "invoice_count": "BIGINT",
+    "gross_total": TOTAL,
 }
 DATA_CHECKS = {
     "check": "VARCHAR",

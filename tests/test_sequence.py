@@ -10,12 +10,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import jsonschema
 import pytest
 import requests
 
 from pipelines import cli
+from pipelines.registry import VENDORS
 from pipelines.sandbox import environment
+from pipelines.views import build_views
 from sources.common.sandbox.ledger import OPEN, PAID, REFUNDED
 from sources.common.sandbox.server import Faults
 from sources.sequence import VENDOR
@@ -368,8 +371,11 @@ def test_sync_loads_every_invoice_exactly(sequence: Any) -> None:
     assert {r[0]: (r[1], r[2]) for r in loaded} == {
         t["currency"]: (t["invoiceCount"], t["grossTotal"]) for t in totals
     }
-    # One list page; one detail and one line-items page per invoice; always the version header.
-    assert sequence.emulator.requests == {"list": 1, "detail": 60, "line_items": 60, "summary": 1}
+    # ... and the source's own reconciliation agrees: no data check fires.
+    assert sequence.query("SELECT * FROM billing.data_checks WHERE source = 'sequence'") == []
+    # One list page; one detail and one line-items page per invoice; one summary (ours; the
+    # test's own call above is the second); always the version header.
+    assert sequence.emulator.requests == {"list": 1, "detail": 60, "line_items": 60, "summary": 2}
     assert set(sequence.emulator.versions) == {"2024-07-30"}
 
 
@@ -437,7 +443,7 @@ def test_second_sync_of_unchanged_data_changes_nothing(sequence: Any) -> None:
     first = sequence.query("SELECT * FROM billing.invoices ORDER BY invoice_id")
     before = sequence.emulator.requests.copy()
     result = sequence.sync_ok()
-    assert result.rows == {}
+    assert result.rows == {"vendor_totals": 5}  # the vendor's own totals, replaced each run
     assert sequence.query("SELECT * FROM billing.invoices ORDER BY invoice_id") == first
     voided = sum(1 for inv in sequence.ledger.snapshot() if inv.status == "void")
     assert sequence.emulator.requests["detail"] - before["detail"] == 60 - voided
@@ -513,3 +519,19 @@ def test_staging_views_have_the_contract_types(sequence: Any) -> None:
         "uncollectible",
         "refunded",
     }
+
+
+def test_vendor_totals_reconcile_what_was_loaded(sequence: Any) -> None:
+    sequence.sync_ok()
+    assert sequence.query("SELECT count(*) FROM sequence.vendor_totals")[0][0] >= 2
+    # An invoice the warehouse lost (simulated behind dlt's back) shows as a difference.
+    gone = sequence.ledger.snapshot()[0]
+    con = duckdb.connect(str(sequence.db))
+    con.execute("DELETE FROM sequence.invoices WHERE id = ?", [gone.id])
+    con.close()
+    build_views(sequence.db, list(VENDORS))
+    found = sequence.query(
+        "SELECT source, detail FROM billing.data_checks WHERE \"check\" = 'vendor_totals_differ'"
+    )
+    assert len(found) == 1 and found[0][0] == "sequence"
+    assert f"the vendor reports {gone.currency}" in found[0][1]

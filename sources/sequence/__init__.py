@@ -30,6 +30,7 @@ from sources.sequence.helpers import (
     error_message,
     fingerprint,
     invoice_record,
+    vendor_total_record,
 )
 
 MONEY = decimal()
@@ -214,7 +215,17 @@ def sequence_source(
             if batch:
                 yield batch
 
-    return invoices
+    @dlt.resource(
+        name="vendor_totals",
+        write_disposition="replace",
+        columns=columns(currency=text(), invoice_count=bigint(), gross_total=decimal()),
+    )
+    def vendor_totals() -> Iterator[list[dict[str, Any]]]:
+        """Sequence's own per-currency count and gross total, to reconcile what we loaded."""
+        body = _get_json(client, settings.SUMMARY_PATH)
+        yield [vendor_total_record(row) for row in body.get("totalsByCurrency") or []]
+
+    return invoices, vendor_totals
 
 
 def _changed_invoice(

@@ -258,3 +258,19 @@ def error_message(body: Any) -> str | None:
         return None
     text = body.get("message") or body.get("error")
     return str(text) if text else None
+
+
+def vendor_total_record(row: Any) -> dict[str, Any]:
+    """One currency of `GET /invoices/summary`: the vendor's own count and gross total."""
+    try:
+        return {
+            "currency": row["currency"],
+            "invoice_count": int(row["invoiceCount"]),
+            "gross_total": parse_decimal(row["grossTotal"]),
+        }
+    except (KeyError, TypeError, ValueError) as err:
+        raise SyncError(
+            SOURCE,
+            f"malformed /invoices/summary row {str(row)[:120]!r}: {err}",
+            "the API answered in an unexpected format; check SOURCES__SEQUENCE__BASE_URL",
+        ) from None

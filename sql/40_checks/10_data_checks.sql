@@ -13,11 +13,14 @@ WITH staged AS (
 )
 SELECT
     'lines_do_not_add_up' AS "check", s.source, s.invoice_id,
-    format('line items add up to {} {} but the subtotal is {}', l.line_total, s.currency, s.subtotal)
+    format(
+        'line items add up to {} {} but the subtotal is {}',
+        l.line_total, s.currency, coalesce(CAST(s.subtotal AS VARCHAR), 'n/a')
+    )
         AS detail
 FROM staged AS s
 JOIN top_lines AS l ON l.source = s.source AND l.invoice_id = s.invoice_id
-WHERE l.line_total <> s.subtotal
+WHERE l.line_total IS DISTINCT FROM s.subtotal
 UNION ALL
 SELECT
     'paid_plus_due_not_total', source, invoice_id,
@@ -39,7 +42,10 @@ WHERE vendor_amount_due < 0
 UNION ALL
 SELECT
     'unknown_status', source, invoice_id,
-    format('vendor status {} / {} maps to no contract status', vendor_status, vendor_payment_status)
+    format(
+        'vendor status {} / {} maps to no contract status',
+        coalesce(vendor_status, 'n/a'), coalesce(vendor_payment_status, 'n/a')
+    )
 FROM staged
 WHERE status IS NULL
     OR status NOT IN ('draft', 'open', 'paid', 'void', 'uncollectible', 'refunded')
@@ -68,8 +74,23 @@ WHERE vendor_overdue IS NOT NULL
 UNION ALL
 SELECT
     'vendor_totals_differ', f.source, CAST(NULL AS VARCHAR),
-    format('the vendor reports {} outstanding {} / overdue {}, we have {} / {}', f.currency,
-           f.outstanding, f.overdue, coalesce(a.outstanding, 0), coalesce(a.overdue, 0))
+    format(
+        'the vendor reports {}: outstanding {}, overdue {}, {} invoices, gross {}; '
+        || 'we have {}, {}, {} invoices, gross {}',
+        f.currency, coalesce(CAST(f.outstanding AS VARCHAR), 'n/a'),
+        coalesce(CAST(f.overdue AS VARCHAR), 'n/a'), coalesce(CAST(f.invoice_count AS VARCHAR), 'n/a'),
+        coalesce(CAST(f.gross_total AS VARCHAR), 'n/a'),
+        coalesce(a.outstanding, 0), coalesce(a.overdue, 0), coalesce(t.invoice_count, 0),
+        coalesce(t.gross_total, 0)
+    )
 FROM vendor_figures AS f
 LEFT JOIN billing.ar_summary AS a ON a.source = f.source AND a.currency = f.currency
-WHERE f.outstanding <> coalesce(a.outstanding, 0) OR f.overdue <> coalesce(a.overdue, 0);
+LEFT JOIN (
+    SELECT source, currency, count(*) AS invoice_count, sum(total) AS gross_total
+    FROM billing.invoices
+    GROUP BY source, currency
+) AS t ON t.source = f.source AND t.currency = f.currency
+WHERE f.outstanding <> coalesce(a.outstanding, 0)
+    OR f.overdue <> coalesce(a.overdue, 0)
+    OR f.invoice_count <> coalesce(t.invoice_count, 0)
+    OR f.gross_total <> coalesce(t.gross_total, 0);
