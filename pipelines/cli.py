@@ -11,6 +11,7 @@ from pathlib import Path
 from pipelines import summary
 from pipelines.registry import VENDORS
 from pipelines.sync import DEFAULT_DB, configured_vendors, sync
+from pipelines.views import ViewBuildError
 
 
 def _as_of(text: str) -> date:
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"demo": cmd_demo, "sync": cmd_sync, "summary": cmd_summary, "sandbox": cmd_sandbox}
     try:
         return handler[args.command](args)
+    except ViewBuildError as err:
+        return _fail(f"{err}; the previous views were kept")
     except KeyboardInterrupt:
         return _fail("interrupted")
 

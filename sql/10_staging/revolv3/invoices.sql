@@ -54,5 +54,6 @@ SELECT
     CAST(coalesce(m.last_attempt_at, CAST(m.billing_date AS TIMESTAMPTZ)) AS TIMESTAMPTZ)
         AS updated_at,
     m.billing_date_text AS vendor_billing_date,
-    m.merchant_legal_name
+    m.merchant_legal_name,
+    CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded
 FROM mapped AS m;
