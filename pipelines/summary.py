@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.runs import last_runs
 from sources.common.money import MoneyError, currency_exponent
 
 SUMMARY_COLUMNS = (
@@ -33,11 +34,12 @@ class SummaryError(RuntimeError):
 
 
 CHECK_COLUMNS = ("check", "source", "invoice_id", "detail")
+RUN_COLUMNS = ("source", "last_success", "last_status", "requests", "new", "changed", "error")
 CHECKS_SHOWN = 20
 
 
-def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tuple], list[tuple]]:
-    """(summary, aging, data check) rows from the views, as of `as_of` (today when None)."""
+def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], ...]:
+    """(summary, aging, data check, last run) rows, as of `as_of` (today when None)."""
     if not Path(db_path).exists():
         raise SummaryError(
             f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`"
@@ -57,13 +59,14 @@ def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], list[tu
             "SELECT \"check\", source, coalesce(invoice_id, ''), detail FROM billing.data_checks "
             "ORDER BY ALL"
         ).fetchall()
+        runs = last_runs(con)
     except duckdb.CatalogException:
         raise SummaryError(
             f"{db_path} has no billing views yet: run `invoice-sync sync` first"
         ) from None
     finally:
         con.close()
-    return summary, aging, checks
+    return summary, aging, checks, runs
 
 
 def _cell(value: object, currency: str) -> str:
@@ -120,7 +123,27 @@ def checks_text(checks: list[tuple]) -> str:
     return f"Data checks: {len(checks)} {noun}\n\n" + table(CHECK_COLUMNS, shown) + tail
 
 
-def as_json(summary: list[tuple], aging: list[tuple], checks: list[tuple], day: str) -> str:
+def runs_text(runs: list[tuple]) -> str:
+    if not runs:
+        return "Syncs: none recorded yet."
+    shown = [
+        (source, _when(success), status, requests, new, changed, error[:60])
+        for source, success, status, requests, new, changed, error in runs
+    ]
+    return "Syncs (last successful, and the last run)\n\n" + table(RUN_COLUMNS, shown)
+
+
+def _iso(moment: object) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _when(moment: object) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def as_json(
+    summary: list[tuple], aging: list[tuple], checks: list[tuple], runs: list[tuple], day: str
+) -> str:
     """Exact amounts as decimal strings (JSON numbers would invite float parsing)."""
 
     def record(columns: tuple[str, ...], row: tuple) -> dict:
@@ -134,18 +157,21 @@ def as_json(summary: list[tuple], aging: list[tuple], checks: list[tuple], day: 
             "summary": [record(SUMMARY_COLUMNS, row) for row in summary],
             "aging": [record(AGING_COLUMNS, row) for row in aging],
             "data_checks": [record(CHECK_COLUMNS, row) for row in checks],
+            "sync_runs": [
+                {**record(RUN_COLUMNS, row), "last_success": _iso(row[1])} for row in runs
+            ],
         },
         indent=2,
     )
 
 
 def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
-    summary, aging, checks = fetch(db_path, as_of)
+    summary, aging, checks, runs = fetch(db_path, as_of)
     day = (as_of or date.today()).isoformat()
     if fmt == "csv":
         return as_csv(summary, aging, day)
     if fmt == "json":
-        return as_json(summary, aging, checks, day)
+        return as_json(summary, aging, checks, runs, day)
     if not summary:
         return f"No invoices in {db_path} yet."
     return (
@@ -155,4 +181,6 @@ def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -
         + (table(AGING_COLUMNS, aging) if aging else "nothing outstanding")
         + "\n\n"
         + checks_text(checks)
+        + "\n\n"
+        + runs_text(runs)
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import VENDORS
+from pipelines.runs import InvoiceCounts, compare, invoice_fingerprints, record_run
 from pipelines.views import build_views
 from sources.common.errors import SyncError
-from sources.common.http import http_failure
+from sources.common.http import counting_requests, http_failure
 from sources.common.vendor import Vendor
 
 DEFAULT_DB = "invoices.duckdb"
@@ -34,6 +36,8 @@ class SourceResult:
     error: SyncError | None = None
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    requests: int = 0
+    counts: InvoiceCounts | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,8 +46,14 @@ class SourceResult:
     def describe(self) -> str:
         if self.error:
             return self.error.one_line()
-        counts = ", ".join(f"{count} {table}" for table, count in sorted(self.rows.items()))
-        return f"{self.vendor}: synced in {self.seconds:.1f}s ({counts or 'no changes'})"
+        if self.counts is None:
+            loaded = ", ".join(f"{n} {table}" for table, n in sorted(self.rows.items()))
+            return f"{self.vendor}: synced in {self.seconds:.1f}s ({loaded or 'no changes'})"
+        c = self.counts
+        return (
+            f"{self.vendor}: synced in {self.seconds:.1f}s with {self.requests} requests: "
+            f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged invoices ({c.total} in all)"
+        )
 
 
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
@@ -129,11 +139,15 @@ def sync_vendor(
     try:
         source = vendor.source(**source_options)
         pipeline = pipeline_for(vendor.name, db_path)
-        pipeline.run(
-            source,
-            loader_file_format="parquet",
-            write_disposition="replace" if full_refresh else None,
-        )
+        with counting_requests(vendor.name) as requests_made:
+            try:
+                pipeline.run(
+                    source,
+                    loader_file_format="parquet",
+                    write_disposition="replace" if full_refresh else None,
+                )
+            finally:
+                result.requests = requests_made()
         normalize = pipeline.last_trace.last_normalize_info
         if normalize is not None:
             result.rows = {
@@ -158,10 +172,27 @@ def sync(
     full_refresh: bool = False,
     source_options: dict[str, dict[str, Any]] | None = None,
 ) -> list[SourceResult]:
-    """Sync each vendor in turn, then rebuild every view (even if some vendor failed)."""
-    results = [
-        sync_vendor(vendor, db_path, full_refresh, **(source_options or {}).get(vendor.name, {}))
-        for vendor in vendors
-    ]
+    """Sync each vendor in turn, rebuild every view (even if some vendor failed), and record
+    each vendor's run in billing.sync_runs."""
+    results, before, started = [], {}, {}
+    for vendor in vendors:
+        before[vendor.name] = invoice_fingerprints(db_path, vendor.name)
+        started[vendor.name] = datetime.now(UTC)
+        options = (source_options or {}).get(vendor.name, {})
+        results.append(sync_vendor(vendor, db_path, full_refresh, **options))
     build_views(db_path, list(VENDORS))
+    for result in results:
+        if result.ok:
+            after = invoice_fingerprints(db_path, result.vendor)
+            result.counts = compare(before[result.vendor], after)
+        record_run(
+            db_path,
+            result.vendor,
+            started[result.vendor],
+            started[result.vendor] + timedelta(seconds=result.seconds),
+            full_refresh=full_refresh,
+            requests=result.requests,
+            counts=result.counts,
+            error=result.error.one_line() if result.error else None,
+        )
     return results

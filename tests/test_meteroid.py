@@ -11,6 +11,7 @@ import requests
 
 from pipelines import cli
 from pipelines.sandbox import environment
+from pipelines.sync import sync
 from sources.common.sandbox.ledger import OPEN, PAID, VOID
 from sources.common.sandbox.server import Faults
 from sources.meteroid import VENDOR
@@ -339,3 +340,31 @@ def test_summary_formats_carry_exact_figures(make_sandbox, capsys) -> None:
         "61-90",
         "90+",
     }
+
+
+def test_sync_runs_record_requests_and_changes(make_sandbox, capsys) -> None:
+    sb = make_sandbox(VENDOR, invoices=30)
+    first = sb.sync_ok(per_page=10)
+    assert first.requests == sb.emulator.requests["list"] == 3
+    sb.ledger.pay(sb.ledger.find(OPEN)[0].id)
+    sb.ledger.create_invoices(2)
+    sb.emulator.faults.inject("503")
+    second = sb.sync_ok(per_page=10)
+    assert second.requests == 5  # 4 pages and the retried 503
+    assert (second.counts.new, second.counts.changed, second.counts.unchanged) == (2, 1, 29)
+    with environment({**sb.settings, "SOURCES__METEROID__API_KEY": "rotated"}):
+        [failed] = sync([VENDOR], sb.db)
+    assert not failed.ok
+    runs = sb.query(
+        "SELECT status, requests, invoices_new, invoices_changed, invoices_unchanged, "
+        "invoices_total, error IS NULL FROM billing.sync_runs ORDER BY started_at"
+    )
+    assert runs[:2] == [
+        ("succeeded", 3, 30, 0, 0, 30, True),
+        ("succeeded", 5, 2, 1, 29, 32, True),
+    ]
+    assert runs[2][0] == "failed" and runs[2][-1] is False
+    assert cli.main(["summary", "--db", str(sb.db)]) == 0
+    out = capsys.readouterr().out
+    assert "Syncs (last successful, and the last run)" in out
+    assert "failed" in out and "refused our credentials" in out

@@ -5,7 +5,10 @@ back-off come from dlt's runtime configuration (`[runtime]` in `.dlt/config.toml
 `RUNTIME__REQUEST_MAX_ATTEMPTS` and friends), so users tune them the dlt way.
 """
 
-from collections.abc import Callable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -15,6 +18,40 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests.auth import AuthBase
 
 from sources.common.errors import SyncError
+
+_request_counts: Counter = Counter()
+_counting_label: list[str | None] = [None]
+_count_lock = threading.Lock()
+
+
+def _count_attempts(session: requests.Session) -> None:
+    """Count every attempt at the transport adapter, below dlt's retries."""
+    adapter = session.get_adapter("https://")
+    send = adapter.send
+
+    def counted_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        with _count_lock:
+            _request_counts[_counting_label[0]] += 1
+        return send(request, **kwargs)
+
+    adapter.send = counted_send  # type: ignore[method-assign]
+
+
+@contextmanager
+def counting_requests(label: str) -> Iterator[Callable[[], int]]:
+    """Count the HTTP requests (retries included) every client made while inside.
+
+    Syncs run one source at a time, so one label at a time is enough; the yielded function
+    reads the count so far.
+    """
+    with _count_lock:
+        _counting_label[0] = label
+        _request_counts[label] = 0
+    try:
+        yield lambda: _request_counts[label]
+    finally:
+        with _count_lock:
+            _counting_label[0] = None
 
 
 def make_rest_client(
@@ -28,13 +65,15 @@ def make_rest_client(
     """A RESTClient whose session retries the way dlt's runtime configuration says."""
     retrying = Client(raise_for_status=False)
     retrying.configure()
+    session = retrying.session
+    _count_attempts(session)
     return RESTClient(
         base_url=base_url.rstrip("/"),
         auth=auth,
         paginator=paginator,
         headers=headers,
         data_selector=data_selector,
-        session=retrying.session,
+        session=session,
     )
 
 
