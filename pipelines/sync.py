@@ -141,6 +141,10 @@ def sync_vendor(
         pipeline = pipeline_for(vendor.name, db_path)
         with counting_requests(vendor.name) as requests_made:
             try:
+                if pipeline.has_pending_data:
+                    # A sync that was stopped part-way left extracted or normalised data:
+                    # load it first (dlt's `run` would load it and extract nothing new).
+                    pipeline.run(loader_file_format="parquet")
                 pipeline.run(
                     source,
                     loader_file_format="parquet",
