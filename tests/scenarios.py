@@ -106,6 +106,7 @@ class Run:
                     after, lambda _: self.emulator.faults.inject(*["drop"] * 50)
                 )
                 sync([self.vendor], self.db, source_options={self.vendor.name: self.source_options})
+                self.emulator.cancel_scheduled()  # a sync shorter than `after` never tripped it
                 self.emulator.faults.queued.clear()
                 return
             pipeline = pipeline_for(self.vendor.name, self.db)
@@ -167,6 +168,6 @@ def run_scenario(
                 assert run.sync(), "a sync with changes arriving mid-way failed"
                 missing = before - set(run.loaded())
                 assert not missing, f"lost while paging: {sorted(missing)}"
-                emulator._scheduled.clear()
+                emulator.cancel_scheduled()
             elif kind == "killed_sync":
                 run.kill_sync(step[1], step[2])

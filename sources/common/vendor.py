@@ -30,8 +30,8 @@ class Vendor:
     # How the sandbox builds this vendor's ledger by default.
     ledger_options: dict[str, Any] | None = None
 
-    def make_ledger(self, seed: int = 7, invoices: int = 60) -> Ledger:
-        return Ledger(seed=seed, invoices=invoices, **(self.ledger_options or {}))
+    def make_ledger(self, seed: int = 7, invoices: int = 60, **options: Any) -> Ledger:
+        return Ledger(seed=seed, invoices=invoices, **{**(self.ledger_options or {}), **options})
 
     @property
     def config_keys(self) -> tuple[str, ...]:

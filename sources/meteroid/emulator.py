@@ -300,6 +300,10 @@ class MeteroidEmulator(Emulator):
         rows = []
         for inv in self.ledger.snapshot():
             paid = inv.payments_settled - inv.refunds_settled
+            # A written-off invoice is still owed (the contract zeroes only draft and void);
+            # it is not outstanding, so AR figures do not count it.
+            owed = max(inv.total - inv.credits - inv.payments_settled, 0)
+            due = owed if inv.status in (OPEN, UNCOLLECTIBLE) else 0
             rows.append(
                 TruthInvoice(
                     source=self.name,
@@ -308,7 +312,7 @@ class MeteroidEmulator(Emulator):
                     status=inv.status,
                     total=inv.major(inv.total),
                     amount_paid=inv.major(paid),
-                    amount_due=inv.major(inv.amount_due),
+                    amount_due=inv.major(due),
                     due_date=inv.due_date,
                 )
             )

@@ -67,6 +67,19 @@ _PRODUCTS = (
 )
 _METHODS = ("card", "bank_transfer", "wallet", "other")
 
+# How historical invoices end up, by weight. "mixed" puts every state in even a small ledger
+# (tests, demo); "mature" is a long-running account: most invoices paid long ago, a few open.
+HISTORIES = {
+    "mixed": (
+        (DRAFT, 6), (OPEN, 14), (OPEN, 10), (PAID, 40), (VOID, 6), (UNCOLLECTIBLE, 4),
+        (REFUNDED, 4), ("partial", 10), ("failed", 6),
+    ),
+    "mature": (
+        (DRAFT, 2), (OPEN, 4), (PAID, 88), (VOID, 2.5), (UNCOLLECTIBLE, 0.7), (REFUNDED, 0.8),
+        ("partial", 1.5), ("failed", 0.5),
+    ),
+}
+
 # (currency, country, tax name, rate) per customer region.
 _REGIONS = (
     ("USD", "US", "Sales tax", Decimal("0.0825")),
@@ -220,11 +233,13 @@ class Ledger:
         today: date | None = None,
         id_prefix: str = "",
         currencies: tuple[str, ...] | None = None,
+        history: str = "mixed",
     ) -> None:
         self.rng = random.Random(seed)
         self.today = today or datetime.now(UTC).date()
         self.now = datetime.combine(self.today, datetime.min.time(), UTC) + timedelta(hours=23)
         self.id_prefix = id_prefix
+        self.history = HISTORIES[history]
         self.lock = threading.RLock()
         regions = [r for r in _REGIONS if currencies is None or r[0] in currencies]
         self.customers = [self._make_customer(i, regions) for i in range(customers)]
@@ -372,8 +387,8 @@ class Ledger:
         target = (
             status
             or rng.choices(
-                (DRAFT, OPEN, OPEN, PAID, VOID, UNCOLLECTIBLE, REFUNDED, "partial", "failed"),
-                weights=(6, 14, 10, 40, 6, 4, 4, 10, 6),
+                [outcome for outcome, _ in self.history],
+                weights=[weight for _, weight in self.history],
             )[0]
         )
         self._bring_to(invoice, target, historical)

@@ -178,6 +178,11 @@ class Emulator:
         with self._lock:
             self._scheduled.append((self.total_requests + count, change))
 
+    def cancel_scheduled(self) -> None:
+        """Forget changes scheduled with `after_requests` that have not happened yet."""
+        with self._lock:
+            self._scheduled = []
+
     # -- serving -------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response | str:
