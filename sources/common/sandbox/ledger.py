@@ -71,12 +71,25 @@ _METHODS = ("card", "bank_transfer", "wallet", "other")
 # (tests, demo); "mature" is a long-running account: most invoices paid long ago, a few open.
 HISTORIES = {
     "mixed": (
-        (DRAFT, 6), (OPEN, 14), (OPEN, 10), (PAID, 40), (VOID, 6), (UNCOLLECTIBLE, 4),
-        (REFUNDED, 4), ("partial", 10), ("failed", 6),
+        (DRAFT, 6),
+        (OPEN, 14),
+        (OPEN, 10),
+        (PAID, 40),
+        (VOID, 6),
+        (UNCOLLECTIBLE, 4),
+        (REFUNDED, 4),
+        ("partial", 10),
+        ("failed", 6),
     ),
     "mature": (
-        (DRAFT, 2), (OPEN, 4), (PAID, 88), (VOID, 2.5), (UNCOLLECTIBLE, 0.7), (REFUNDED, 0.8),
-        ("partial", 1.5), ("failed", 0.5),
+        (DRAFT, 2),
+        (OPEN, 4),
+        (PAID, 88),
+        (VOID, 2.5),
+        (UNCOLLECTIBLE, 0.7),
+        (REFUNDED, 0.8),
+        ("partial", 1.5),
+        ("failed", 0.5),
     ),
 }
 
@@ -234,8 +247,14 @@ class Ledger:
         id_prefix: str = "",
         currencies: tuple[str, ...] | None = None,
         history: str = "mixed",
+        lines: int | None = None,
+        sub_lines: int | None = None,
     ) -> None:
+        """`lines` and `sub_lines` fix the shape of every invoice (benchmarks); by default
+        invoices have 1 to 4 lines of 0 to 2 sub-lines."""
         self.rng = random.Random(seed)
+        self.lines = lines
+        self.sub_lines = sub_lines
         self.today = today or datetime.now(UTC).date()
         self.now = datetime.combine(self.today, datetime.min.time(), UTC) + timedelta(hours=23)
         self.id_prefix = id_prefix
@@ -303,7 +322,9 @@ class Ledger:
         for n in range(count):
             product, unit = rng.choice(_PRODUCTS)
             sub_lines = []
-            for s in range(rng.choice((0, 1, 2, 2))):
+            for s in range(
+                self.sub_lines if self.sub_lines is not None else rng.choice((0, 1, 2, 2))
+            ):
                 quantity = Decimal(rng.randint(1, 400)) / (10 if s else 1)
                 total = _money_minor(rng, customer.currency, 5, 300)
                 unit_price = Decimal(total).scaleb(-currency_exponent(customer.currency)) / quantity
@@ -355,7 +376,8 @@ class Ledger:
         net_terms = rng.choice((0, 14, 30, 30, 45))
         period_end = issue - timedelta(days=1)
         period_start = period_end - timedelta(days=29)
-        lines = self._make_lines(customer, period_start, period_end, rng.randint(1, 4))
+        count = self.lines if self.lines is not None else rng.randint(1, 4)
+        lines = self._make_lines(customer, period_start, period_end, count)
         number = self._next_number
         self._next_number += 1
         created = (
