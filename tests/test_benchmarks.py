@@ -28,7 +28,7 @@ def test_request_benchmark_reports_every_asked_vendor() -> None:
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     meteroid = next(line for line in lines if line.startswith("meteroid"))
-    assert meteroid.split()[1] == "3" and meteroid.split()[-1] == "yes"  # 3 pages, exact
+    assert meteroid.split()[1] == "4" and meteroid.split()[-1] == "yes"  # 3 pages + probe, exact
     assert next(line for line in lines if line.startswith("press")).split()[1] == "1"
 
 

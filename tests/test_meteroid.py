@@ -214,7 +214,8 @@ def test_faults_are_retried_and_nothing_is_lost(make_sandbox, monkeypatch) -> No
     sb.sync_ok(per_page=10)
     assert sb.query("SELECT count(*) FROM billing.invoices")[0][0] == 45
     assert sb.emulator.requests["fault_drop"] == 1 and sb.emulator.requests["fault_truncate"] == 1
-    assert sb.emulator.requests["fault_429"] == 1 and sb.emulator.requests["list"] == 5
+    # 5 pages and the probe for pages added meanwhile
+    assert sb.emulator.requests["fault_429"] == 1 and sb.emulator.requests["list"] == 6
     assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
 
 
@@ -345,12 +346,12 @@ def test_summary_formats_carry_exact_figures(make_sandbox, capsys) -> None:
 def test_sync_runs_record_requests_and_changes(make_sandbox, capsys) -> None:
     sb = make_sandbox(VENDOR, invoices=30)
     first = sb.sync_ok(per_page=10)
-    assert first.requests == sb.emulator.requests["list"] == 3
+    assert first.requests == sb.emulator.requests["list"] == 4  # 3 pages and the probe
     sb.ledger.pay(sb.ledger.find(OPEN)[0].id)
     sb.ledger.create_invoices(2)
     sb.emulator.faults.inject("503")
     second = sb.sync_ok(per_page=10)
-    assert second.requests == 5  # 4 pages and the retried 503
+    assert second.requests == 6  # 4 pages, the probe and the retried 503
     assert (second.counts.new, second.counts.changed, second.counts.unchanged) == (2, 1, 29)
     with environment({**sb.settings, "SOURCES__METEROID__API_KEY": "rotated"}):
         [failed] = sync([VENDOR], sb.db)
@@ -360,11 +361,29 @@ def test_sync_runs_record_requests_and_changes(make_sandbox, capsys) -> None:
         "invoices_total, error IS NULL FROM billing.sync_runs ORDER BY started_at"
     )
     assert runs[:2] == [
-        ("succeeded", 3, 30, 0, 0, 30, True),
-        ("succeeded", 5, 2, 1, 29, 32, True),
+        ("succeeded", 4, 30, 0, 0, 30, True),
+        ("succeeded", 6, 2, 1, 29, 32, True),
     ]
     assert runs[2][0] == "failed" and runs[2][-1] is False
     assert cli.main(["summary", "--db", str(sb.db)]) == 0
     out = capsys.readouterr().out
     assert "Syncs (last successful, and the last run)" in out
     assert "failed" in out and "refused our credentials" in out
+
+
+@pytest.mark.parametrize("parallel_pages", [1, 4])
+def test_sequential_and_parallel_paging_load_the_same(make_sandbox, parallel_pages: int) -> None:
+    sb = make_sandbox(VENDOR, invoices=70, faults=Faults(latency=0.01))
+    sb.emulator.after_requests(3, lambda ledger: ledger.create_invoices(12))  # mid-sync
+    sb.sync_ok(per_page=5, parallel_pages=parallel_pages)
+    assert sb.query("SELECT count(*) FROM billing.invoices")[0][0] == 82
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+    lines = sum(len(inv.lines) for inv in sb.ledger.snapshot())
+    assert sb.query("SELECT count(*) FROM meteroid.invoices__line_items")[0][0] == lines
+
+
+def test_paced_requests_never_trip_the_rate_limit(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=40, faults=Faults(rate_limit=8))
+    sb.sync_ok(per_page=5, parallel_pages=4, max_requests_per_second=8)
+    assert sb.emulator.requests["rate_limited"] == 0
+    assert sb.query("SELECT count(*) FROM billing.invoices")[0][0] == 40

@@ -6,6 +6,7 @@ back-off come from dlt's runtime configuration (`[runtime]` in `.dlt/config.toml
 """
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,17 +25,37 @@ _counting_label: list[str | None] = [None]
 _count_lock = threading.Lock()
 
 
-def _count_attempts(session: requests.Session) -> None:
-    """Count every attempt at the transport adapter, below dlt's retries."""
+class Pacer:
+    """Spaces requests at least 1/rate seconds apart, across threads (no bursts)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def _instrument(session: requests.Session, pacer: Pacer | None) -> None:
+    """Count every attempt, and pace it if asked, at the transport adapter: below dlt's
+    retries, so retried requests are counted and paced too."""
     adapter = session.get_adapter("https://")
     send = adapter.send
 
-    def counted_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def instrumented_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if pacer is not None:
+            pacer.wait()
         with _count_lock:
             _request_counts[_counting_label[0]] += 1
         return send(request, **kwargs)
 
-    adapter.send = counted_send  # type: ignore[method-assign]
+    adapter.send = instrumented_send  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -61,12 +82,14 @@ def make_rest_client(
     paginator: BasePaginator | None = None,
     headers: dict[str, str] | None = None,
     data_selector: str | None = None,
+    max_requests_per_second: float | None = None,
 ) -> RESTClient:
-    """A RESTClient whose session retries the way dlt's runtime configuration says."""
+    """A RESTClient whose session retries the way dlt's runtime configuration says, counts
+    its requests and, given `max_requests_per_second`, never sends faster than that."""
     retrying = Client(raise_for_status=False)
     retrying.configure()
     session = retrying.session
-    _count_attempts(session)
+    _instrument(session, Pacer(max_requests_per_second) if max_requests_per_second else None)
     return RESTClient(
         base_url=base_url.rstrip("/"),
         auth=auth,

@@ -2,6 +2,8 @@
 
 INVOICES_PATH = "/api/v1/invoices"
 PER_PAGE = 100  # the API's maximum; always sent because omitting it triggers a server bug
+# Pages fetched at once after the first (dlt's extract workers, 5 by default, bound it).
+PARALLEL_PAGES = 4
 # Oldest first, so invoices created during a sync land after the pages already read.
 ORDER_BY = "invoice_date.asc"
 
