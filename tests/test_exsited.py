@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import pytest
 import requests
 
@@ -52,7 +53,8 @@ def test_all_invoices_over_offset_pages(make_sandbox: Any, empty_link: str | Non
     sb = make_sandbox(VENDOR, invoices=60, empty_link=empty_link)
     sb.sync_ok(limit=7)
     assert _loaded(sb) == _truth(sb)
-    assert sb.emulator.requests["list"] == math.ceil(60 / 7)
+    # every page once, then the first page again: nothing changed while paging
+    assert sb.emulator.requests["list"] == math.ceil(60 / 7) + 1
     assert sb.emulator.requests["token"] == 1
     assert sb.emulator.requests["unauthorized"] == 0
     # every line's subtotal adds up to its invoice's subtotal, taxes to its tax
@@ -129,9 +131,10 @@ def test_token_running_out_mid_sync_is_refreshed(make_sandbox: Any) -> None:
     sb = make_sandbox(VENDOR, invoices=60, token_uses=3)
     sb.sync_ok(limit=5)
     assert _loaded(sb) == _truth(sb)
-    assert sb.emulator.requests["unauthorized"] == 3  # pages 4, 7 and 10 were refused once
-    assert sb.emulator.grants == {"client_credentials": 1, "refresh_token": 3}
-    assert sb.emulator.requests["list"] == 12
+    # 12 pages and the first page again: requests 4, 7, 10 and 13 were refused once
+    assert sb.emulator.requests["unauthorized"] == 4
+    assert sb.emulator.grants == {"client_credentials": 1, "refresh_token": 4}
+    assert sb.emulator.requests["list"] == 13
 
 
 def test_tokens_revoked_mid_sync_and_refresh_token_refused(make_sandbox: Any) -> None:
@@ -311,4 +314,179 @@ def test_paging_stops_on_empty_next_page(make_sandbox: Any) -> None:
     sb.emulator._page = overstated
     sb.sync_ok(limit=5)
     assert len(_loaded(sb)) == 12
-    assert sb.emulator.requests["list"] == 3
+    assert sb.emulator.requests["list"] == 3 + 1  # and the first page again
+
+
+def _state(sb: Any) -> dict[str, Any]:
+    return pipeline_for("exsited", sb.db).state["sources"]["exsited"]["resources"]["invoices"]
+
+
+def _raw_ids(sb: Any) -> tuple[int, int]:
+    return sb.query("SELECT count(*), count(DISTINCT id) FROM exsited.invoices")[0]
+
+
+def test_incremental_sync_reads_only_what_changed(make_sandbox: Any) -> None:
+    sb = make_sandbox(VENDOR, invoices=120)
+    sb.sync_ok(limit=10)
+    assert sb.emulator.requests["list"] == 12 + 1
+    tenant = _state(sb)["tenant"]
+    assert tenant["ordered"] is True and tenant["invoices"] == 120
+    newest = max(inv.updated_at for inv in sb.ledger.snapshot())
+    assert tenant["last_updated_on"] == newest.replace(microsecond=0).isoformat()
+    # changes to the oldest invoices: a created_on or offset cursor would never see them
+    oldest = sorted(sb.ledger.find("open"), key=lambda inv: inv.created_at)
+    sb.ledger.pay(oldest[0].id)
+    sb.ledger.pay(oldest[1].id, 1)
+    sb.ledger.void(oldest[2].id)
+    sb.ledger.mark_uncollectible(oldest[3].id)
+    sb.ledger.create_invoices(2)
+    before = sb.emulator.requests["list"]
+    sb.sync_ok(limit=10)
+    # one page holds the six changed invoices, the next reaches the mark, then the check
+    assert sb.emulator.requests["list"] - before <= 3
+    assert _loaded(sb) == _truth(sb)
+    assert _state(sb)["tenant"]["invoices"] == 122
+    before = sb.emulator.requests["list"]
+    sb.sync_ok(limit=10)  # nothing changed: one page down to the mark, then the check
+    assert sb.emulator.requests["list"] - before <= 2
+    assert _loaded(sb) == _truth(sb)
+    assert _raw_ids(sb) == (122, 122)
+
+
+@pytest.mark.parametrize(("first_sync", "after"), [(True, 3), (True, 9), (False, 2), (False, 3)])
+def test_changes_while_paging_are_read_in_the_same_sync(
+    make_sandbox: Any, first_sync: bool, after: int
+) -> None:
+    """A row that changes mid-pass jumps to the top, behind the reader: the first page read
+    again shows the head moved, and another pass reads it. The sync ends exact."""
+    sb = make_sandbox(VENDOR, invoices=40)
+    if not first_sync:
+        sb.sync_ok(limit=4)
+    ledger = sb.ledger
+    by_age = sorted(ledger.snapshot(), key=lambda inv: inv.updated_at)
+    deep_open = next(inv for inv in by_age if inv.status == "open")
+    newest_paid = next(inv for inv in reversed(by_age) if inv.status == "paid")
+
+    def change(led: Any) -> None:
+        led.pay(deep_open.id, 1)  # not read yet: moves behind the reader
+        led.refund(newest_paid.id)  # already read: a stale copy and a fresh one in one load
+        led.create_invoices(2)
+
+    sb.emulator.after_requests(after, change)
+    sb.sync_ok(limit=4)
+    assert len(ledger.snapshot()) == 42  # the changes came while the sync was paging
+    assert _loaded(sb) == _truth(sb)
+    assert _raw_ids(sb) == (42, 42)
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+
+
+def test_list_not_in_last_updated_order_is_read_in_full(make_sandbox: Any) -> None:
+    """An API that ignores order_by=last_updated_on is detected, never trusted."""
+    sb = make_sandbox(VENDOR, invoices=30)
+    ordered = sb.emulator._ordered
+
+    def ignores_order_by(invoices: list, order_by: str | None, direction: str | None) -> list:
+        return ordered(invoices, "created_on", direction)
+
+    sb.emulator._ordered = ignores_order_by
+    sb.sync_ok(limit=5)
+    assert _loaded(sb) == _truth(sb)
+    assert _state(sb)["tenant"]["ordered"] is False
+    sb.ledger.random_changes(8)
+    sb.ledger.pay(sorted(sb.ledger.find("open"), key=lambda inv: inv.created_at)[0].id)
+    before = sb.emulator.requests["list"]
+    sb.sync_ok(limit=5)
+    assert sb.emulator.requests["list"] - before >= len(sb.ledger.snapshot()) // 5
+    assert _loaded(sb) == _truth(sb)
+    assert _raw_ids(sb)[0] == _raw_ids(sb)[1]
+
+
+def test_full_refresh_resets_state_and_replaces(make_sandbox: Any) -> None:
+    sb = make_sandbox(VENDOR, invoices=30)
+    sb.sync_ok(limit=5)
+    sb.ledger.random_changes(5)
+    sb.sync_ok(limit=5)
+    sb.ledger.random_changes(5)
+    # invoices change while the full refresh pages, one of them already read: still one
+    # row each, all current
+    newest = max(sb.ledger.find("paid"), key=lambda inv: inv.updated_at)
+
+    def change(led: Any) -> None:
+        led.refund(newest.id)
+        led.random_changes(3)
+
+    sb.emulator.after_requests(3, change)
+    before = sb.emulator.requests["list"]
+    result = sb.sync(full_refresh=True, limit=5)
+    assert result.ok, result.describe()
+    invoices = len(sb.ledger.snapshot())
+    assert sb.emulator.requests["list"] - before >= invoices // 5 + 1
+    assert _loaded(sb) == _truth(sb)
+    assert sb.query("SELECT count(*), count(DISTINCT invoice_id) FROM billing.invoices") == [
+        (invoices, invoices)
+    ]
+    tenant = _state(sb)["tenant"]
+    assert tenant["ordered"] is True and tenant["invoices"] == invoices
+    sb.ledger.random_changes(4)
+    sb.sync_ok(limit=5)
+    assert _loaded(sb) == _truth(sb)
+
+
+def test_account_sync_is_incremental_per_account(make_sandbox: Any) -> None:
+    sb = make_sandbox(VENDOR, invoices=80)
+    accounts = ["cus_0001", "cus_0004"]
+    sb.sync_ok(accounts=accounts, limit=3)
+    first = {a: dict(s) for a, s in _state(sb)["accounts"].items()}
+    mine = [inv for inv in sb.ledger.find("open") if inv.customer.id == "cus_0004"]
+    other = [inv for inv in sb.ledger.find("open") if inv.customer.id not in accounts]
+    sb.ledger.pay(mine[0].id)
+    sb.ledger.pay(other[0].id)
+    before = sb.emulator.requests["account_invoices"]
+    sb.sync_ok(accounts=accounts, limit=3)
+    assert sb.emulator.requests["account_invoices"] - before <= 2 * 3
+    truth = {k: v for k, v in _truth(sb).items() if k in _loaded(sb)}
+    assert _loaded(sb) == truth
+    assert _loaded(sb)[mine[0].number][0] == "paid"
+    assert other[0].number not in _loaded(sb)
+    after = _state(sb)["accounts"]
+    assert after["cus_0001"]["last_updated_on"] == first["cus_0001"]["last_updated_on"]
+    assert after["cus_0004"]["last_updated_on"] > first["cus_0004"]["last_updated_on"]
+    assert sb.emulator.requests["list"] == 0
+    # a full refresh of one account replaces the table: no other account's mark survives
+    assert sb.sync(full_refresh=True, accounts=["cus_0001"], limit=3).ok
+    assert set(_state(sb)["accounts"]) == {"cus_0001"}
+    assert {inv.customer.id for inv in sb.ledger.snapshot() if inv.number in _loaded(sb)} == {
+        "cus_0001"
+    }
+
+
+def test_vendor_overdue_read_before_the_due_date_is_not_compared(make_sandbox: Any) -> None:
+    """An incremental sync does not re-read an unchanged invoice that fell due since: its
+    kpis.overdue (0 on the day it was read) is no figure to check ours against."""
+    sb = make_sandbox(VENDOR, invoices=60)
+    sb.sync_ok()
+    overdue = [inv for inv in sb.ledger.find("open") if inv.due_date and inv.due_date < TODAY]
+    stale, fresh = overdue[0].number, overdue[1].number
+    read_on = datetime.combine(overdue[0].due_date - timedelta(days=1), time(12), UTC)
+    con = duckdb.connect(str(sb.db))
+    try:
+        # as if read the day before it fell due, when Exsited reported nothing overdue
+        con.execute(
+            "UPDATE exsited.invoices SET _dlt_load_id = ?, kpi_overdue = 0 WHERE id = ?",
+            [str(read_on.timestamp()), stale],
+        )
+        rows = dict(
+            con.execute(
+                "SELECT invoice_id, vendor_overdue FROM staging.exsited_invoices"
+                " WHERE invoice_id IN (?, ?)",
+                [stale, fresh],
+            ).fetchall()
+        )
+        checks = con.execute(
+            "SELECT count(*) FROM billing.data_checks WHERE source = 'exsited'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert rows[stale] is None
+    assert rows[fresh] == overdue[1].major(overdue[1].amount_due) > 0
+    assert checks == (0,)

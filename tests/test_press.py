@@ -187,6 +187,125 @@ def test_changes_between_syncs_and_vanished_invoices(make_sandbox) -> None:
     assert _invoices(sb) == _truth(sb)
 
 
+def _lines(sb) -> list[tuple]:
+    return sb.query("SELECT * FROM billing.invoice_lines WHERE source = 'press' ORDER BY ALL")
+
+
+def _written(result) -> int:
+    return sum(
+        result.rows.get(t, 0) for t in ("invoices", "invoices__items", "snapshot_membership")
+    )
+
+
+def test_unchanged_sync_makes_one_request_and_writes_no_rows(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=200, split_items=False)
+    first = sb.sync_ok()
+    served = len(_served(sb))
+    assert first.requests == 1
+    assert first.rows["invoices"] == first.rows["snapshot_membership"] == served
+    again = sb.sync_ok()
+    assert again.requests == 1
+    assert _written(again) == 0
+    assert (again.counts.new, again.counts.changed, again.counts.unchanged) == (0, 0, served)
+    assert _invoices(sb) == _truth(sb)
+
+
+def test_incremental_sync_writes_only_what_changed_and_marks_vanished(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=200)
+    sb.sync_ok()
+    ledger = sb.ledger
+    unpaid = [inv for inv in ledger.find(OPEN) if not inv.payments_settled]
+    ledger.refund(ledger.find(PAID)[0].id)  # vanished: Paid -> Refunded
+    ledger.pay(unpaid[0].id)  # changed: Unpaid -> Paid
+    new = ledger.create_invoices(2, status=OPEN)
+    result = sb.sync_ok()
+    assert result.requests == 1
+    assert result.rows["invoices"] == 3  # the paid one and the two new ones
+    assert result.rows["snapshot_membership"] == 4  # those three present, one vanished
+    assert sum(len(inv.lines) for inv in new) + len(unpaid[0].lines) == result.rows.get(
+        "invoices__items", 0
+    )
+    assert _invoices(sb) == _truth(sb)
+    _assert_ar_equals_truth(sb)
+
+
+def test_full_refresh_reloads_everything_and_keeps_vanished_invoices(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=80)
+    sb.sync_ok()
+    ledger = sb.ledger
+    ledger.refund(ledger.find(PAID)[0].id)
+    written_off = [inv for inv in ledger.find(OPEN) if inv.payments_settled][0]
+    ledger.mark_uncollectible(written_off.id)
+    sb.sync_ok()  # both vanish here and are marked
+    marked = sb.query(
+        "SELECT invoice_id, status, vanished_at FROM staging.press_invoices "
+        "WHERE NOT in_snapshot ORDER BY ALL"
+    )
+    assert len(marked) == 2
+    ledger.refund(ledger.find(PAID)[1].id)  # vanishes during the full refresh itself
+    invoices, lines = _invoices(sb), _lines(sb)
+    result = sb.sync(full_refresh=True)
+    assert result.ok, result.describe()
+    assert result.requests == 1
+    assert result.rows["invoices"] == len(_served(sb)) + 3  # all served, plus 3 vanished
+    assert _invoices(sb) == _truth(sb)
+    assert set(_invoices(sb)) == set(invoices)
+    assert _lines(sb) == lines  # items of vanished invoices carried over exactly
+    now_marked = sb.query(
+        "SELECT invoice_id, status, vanished_at FROM staging.press_invoices "
+        "WHERE NOT in_snapshot ORDER BY ALL"
+    )
+    assert set(marked) < set(now_marked) and len(now_marked) == 3  # old markers unchanged
+    _assert_ar_equals_truth(sb)
+    assert _written(sb.sync_ok()) == 0  # the digests were reset to what the refresh loaded
+    assert _invoices(sb) == _truth(sb)
+
+
+def test_full_refresh_as_the_first_sync(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=30)
+    result = sb.sync(full_refresh=True)
+    assert result.ok, result.describe()
+    assert result.rows["invoices"] == len(_served(sb))
+    assert _invoices(sb) == _truth(sb)
+    assert _written(sb.sync_ok()) == 0
+
+
+def test_changes_arriving_while_syncing_are_in_that_snapshot_or_the_next(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=30)
+    sb.sync_ok()
+    [fresh] = sb.ledger.create_invoices(1, status=OPEN)
+    paying = [inv for inv in sb.ledger.find(OPEN) if inv.id != fresh.id][0]
+    # Voided before the one request is answered: Press never shows it, so neither do we.
+    sb.emulator.after_requests(1, lambda ledger: ledger.void(fresh.id))
+    sb.sync_ok()
+    assert press_name(fresh) not in _invoices(sb)
+    assert _invoices(sb) == _truth(sb)
+    # Paid after the snapshot was answered: the next sync picks it up.
+    sb.emulator.after_requests(2, lambda ledger: ledger.pay(paying.id))
+    sb.sync_ok()
+    assert _invoices(sb)[press_name(paying)][0] == "open"
+    result = sb.sync_ok()
+    assert result.rows["invoices"] == 1
+    assert _invoices(sb)[press_name(paying)][0] == "paid"
+    assert _invoices(sb) == _truth(sb)
+
+
+def test_killed_after_extract_then_full_refresh_ends_exact(make_sandbox) -> None:
+    from pipelines.sync import pipeline_for
+
+    sb = make_sandbox(VENDOR, invoices=60)
+    sb.sync_ok()
+    sb.ledger.refund(sb.ledger.find(PAID)[0].id)
+    sb.ledger.create_invoices(2, status=OPEN)
+    with environment(sb.settings):
+        pipeline_for("press", sb.db).extract(VENDOR.source(), loader_file_format="parquet")
+    # the pending package (with its state) is loaded first, then the refresh runs
+    assert sb.sync(full_refresh=True).ok
+    assert _invoices(sb) == _truth(sb)
+    assert _written(sb.sync_ok()) == 0
+    assert _invoices(sb) == _truth(sb)
+
+
 def test_server_bug_partial_items_understates_the_derived_total(make_sandbox) -> None:
     sb = make_sandbox(VENDOR, invoices=60, split_items=True)
     sb.sync_ok()

@@ -18,11 +18,14 @@ import requests
 from pipelines import cli
 from pipelines.registry import VENDORS
 from pipelines.sandbox import environment
+from pipelines.sync import pipeline_for
 from pipelines.views import build_views
-from sources.common.sandbox.ledger import OPEN, PAID, REFUNDED
-from sources.common.sandbox.server import Faults
-from sources.sequence import VENDOR
+from sources.common.sandbox.ledger import DRAFT, OPEN, PAID, REFUNDED, UNCOLLECTIBLE
+from sources.common.sandbox.server import Faults, SandboxServer
+from sources.sequence import VENDOR, settings
 from sources.sequence.emulator import CLIENT_ID, CLIENT_SECRET
+from sources.sequence.helpers import bucket_of
+from tests.conftest import Sandbox
 
 # -- the parts of Sequence's 2024-07-30 spec that we read, as compact JSON Schemas ----------
 # Money is a decimal string everywhere except the list's grossTotal (a string in the spec, a
@@ -43,6 +46,34 @@ PAGINATION = {
         "after": {"type": "string"},
         "before": {"type": "string"},
         "totalResultSize": {"type": "integer"},
+    },
+}
+LIST_INVOICES = {
+    "type": "object",
+    "required": ["items", "pagination"],
+    "properties": {
+        "pagination": PAGINATION,
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": """accountingDate createdAt creditNoteIds currency
+                customerBillingAddress customerEmails customerId customerLegalCompanyName
+                customerShippingAddress grossTotal id isCustomerArchived linkedServices metadata
+                netTotal paymentStatus renderSettings sequenceAccountId status totalTax
+                updatedAt""".split(),  # noqa: SIM905
+                "properties": {
+                    "status": INVOICE_STATUS,
+                    "paymentStatus": PAYMENT_STATUS,
+                    "grossTotal": {"anyOf": [DECIMAL, {"type": "number"}]},
+                    "netTotal": DECIMAL,
+                    "totalTax": DECIMAL,
+                    "createdAt": INSTANT,
+                    "updatedAt": INSTANT,
+                    "creditNoteIds": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
     },
 }
 PERIOD = {
@@ -284,6 +315,12 @@ def test_responses_validate_against_the_spec(sequence: Any) -> None:
         jsonschema.validate(api.json(f"/invoices/{item['id']}"), INVOICE)
         jsonschema.validate(api.json(f"/invoices/{item['id']}/line-items"), LINE_ITEMS)
     jsonschema.validate(api.json("/invoices/summary"), SUMMARY)
+    # `GET /invoices`, what the source pages through: whole invoices (the spec's `Invoice`,
+    # with `creditNoteIds` and `updatedAt`), same order and cursors as the list-summary.
+    whole = api.json("/invoices", limit=7)
+    jsonschema.validate(whole, LIST_INVOICES)
+    assert [i["id"] for i in whole["items"]] == [i["id"] for i in first["items"]]
+    assert not {"balance", "paymentAllocations", "appliedCreditNotes"} & set(whole["items"][0])
     # The seed's variant: grossTotal as a JSON number, with its exact digits.
     sequence.emulator.gross_total = "number"
     numbered = api.json("/invoices/list-summary", limit=100)
@@ -445,8 +482,10 @@ def test_second_sync_of_unchanged_data_changes_nothing(sequence: Any) -> None:
     result = sequence.sync_ok()
     assert result.rows == {"vendor_totals": 5}  # the vendor's own totals, replaced each run
     assert sequence.query("SELECT * FROM billing.invoices ORDER BY invoice_id") == first
-    voided = sum(1 for inv in sequence.ledger.snapshot() if inv.status == "void")
-    assert sequence.emulator.requests["detail"] - before["detail"] == 60 - voided
+    # Only invoices that can still change are read in full again: drafts, open, uncollectible.
+    changeable = len(sequence.ledger.find(DRAFT, OPEN, UNCOLLECTIBLE))
+    assert 0 < changeable < 60
+    assert sequence.emulator.requests["detail"] - before["detail"] == changeable
     assert sequence.emulator.requests["line_items"] == before["line_items"]
     # A full refresh rewrites the table: everything is read and loaded again.
     assert sequence.sync(full_refresh=True).rows["invoices"] == 60
@@ -473,14 +512,14 @@ def test_endless_cursor_ends_in_a_clear_error(make_sandbox: Any) -> None:
     assert not result.ok
     message = result.describe()
     assert message.startswith("sequence: the API sent the same 'after' cursor twice")
-    assert "/invoices/list-summary" in message and "\n" not in message
+    assert "/invoices" in message and "\n" not in message
     assert sb.emulator.requests["list"] == 2
     assert sb.query("SELECT count(*) FROM billing.invoices WHERE source = 'sequence'") == [(0,)]
 
 
 def test_unknown_status_is_refused_with_the_invoice_id(sequence: Any) -> None:
-    render = sequence.emulator.render_summary
-    sequence.emulator.render_summary = lambda inv: {**render(inv), "status": "ARCHIVED"}
+    render = sequence.emulator.render_list_item
+    sequence.emulator.render_list_item = lambda inv: {**render(inv), "status": "ARCHIVED"}
     result = sequence.sync()
     assert not result.ok and "unknown status 'ARCHIVED'" in result.describe()
     assert "record 'inv_" in result.describe()
@@ -535,3 +574,85 @@ def test_vendor_totals_reconcile_what_was_loaded(sequence: Any) -> None:
     )
     assert len(found) == 1 and found[0][0] == "sequence"
     assert f"the vendor reports {gone.currency}" in found[0][1]
+
+
+# -- incremental sync (issue 8) ---------------------------------------------------------------
+
+
+def _resource_state(sb: Any) -> dict[str, Any]:
+    pipeline = pipeline_for(VENDOR.name, sb.db)
+    pipeline.sync_destination()  # the state as the warehouse holds it
+    return pipeline.state["sources"]["sequence"]["resources"]["invoices"]
+
+
+def _mature_sandbox(tmp_path: Any, invoices: int) -> Iterator[Any]:
+    emulator = VENDOR.emulator(VENDOR.make_ledger(seed=5, invoices=invoices, history="mature"))
+    server = SandboxServer({"": emulator}).start()
+    try:
+        yield Sandbox(VENDOR, emulator, server, tmp_path / "mature.duckdb")
+    finally:
+        server.stop()
+
+
+def test_incremental_sync_reads_only_what_can_have_changed(tmp_path: Any) -> None:
+    for sb in _mature_sandbox(tmp_path, 600):
+        full = sb.sync_ok(limit=100)
+        ledger = sb.ledger
+        changeable = len(ledger.find(DRAFT, OPEN, UNCOLLECTIBLE))
+        assert full.requests == 6 + 600 + 600 + 1  # list pages, details, line items, summary
+        # The state: the newest invoice's order key, the invoices that can still change,
+        # and a fixed number of buckets for all the settled ones. No per-invoice digests.
+        state = _resource_state(sb)
+        assert set(state) == {"created_mark", "open", "settled_buckets"}
+        assert len(state["open"]) == changeable
+        assert len(state["settled_buckets"]) == settings.BUCKETS
+        # Unchanged data: the list, the changeable invoices' details, the summary.
+        again = sb.sync_ok(limit=100)
+        assert again.requests == 6 + changeable + 1
+        assert again.counts is not None and again.counts.changed == again.counts.new == 0
+        # 1% changed, including a refund (invisible in the list-summary) and invoices that
+        # were created already paid or voided (never open while we looked).
+        ledger.random_changes(4)
+        refunded = ledger.refund(ledger.find(PAID)[0].id)
+        ledger.create_invoices(1, status=PAID)
+        ledger.create_invoices(1, status="void")
+        incremental = sb.sync_ok(limit=100)
+        assert loaded_invoices(sb) == truth_invoices(sb)
+        assert loaded_invoices(sb)[refunded.id][0] == "refunded"
+        assert incremental.requests <= 0.15 * full.requests
+        assert sb.query("SELECT * FROM billing.data_checks WHERE source = 'sequence'") == []
+
+
+def test_a_refund_re_reads_only_its_bucket(tmp_path: Any) -> None:
+    for sb in _mature_sandbox(tmp_path, 1000):
+        sb.sync_ok(limit=100)
+        sb.sync_ok(limit=100)
+        before = sb.emulator.requests.copy()
+        paid = sb.ledger.find(PAID)
+        sb.ledger.refund(paid[0].id)
+        sb.sync_ok(limit=100)
+        assert loaded_invoices(sb) == truth_invoices(sb)
+        changeable = len(sb.ledger.find(DRAFT, OPEN, UNCOLLECTIBLE))
+        bucket = bucket_of(paid[0].id)
+        neighbours = [
+            inv
+            for inv in sb.ledger.snapshot()
+            if inv.status not in (DRAFT, OPEN, UNCOLLECTIBLE) and bucket_of(inv.id) == bucket
+        ]
+        assert 1 <= len(neighbours) < 10
+        details = sb.emulator.requests["detail"] - before["detail"]
+        assert details == changeable + len(neighbours)
+
+
+def test_full_refresh_resets_the_state_and_reloads_everything(sequence: Any) -> None:
+    sequence.sync_ok(limit=7)
+    sequence.ledger.random_changes(5)
+    sequence.sync_ok(limit=7)
+    state = _resource_state(sequence)
+    total = len(sequence.ledger.snapshot())
+    before = sequence.emulator.requests.copy()
+    result = sequence.sync(full_refresh=True, limit=7)
+    assert result.ok and result.rows["invoices"] == total
+    assert sequence.emulator.requests["detail"] - before["detail"] == total
+    assert loaded_invoices(sequence) == truth_invoices(sequence)
+    assert _resource_state(sequence) == state  # rebuilt to the same marks from scratch

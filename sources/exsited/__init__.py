@@ -2,14 +2,17 @@
 
 Nested lists become dlt child tables: `invoices__lines` (each line with its tax object
 flattened onto it) and `invoices__custom_attributes`. A changed invoice replaces its child
-rows (merge, delete-insert). With `accounts` set, only those accounts' invoices are read,
-through the account endpoint, and each account's last sync is kept in the resource state.
+rows (merge, delete-insert). Syncs are incremental (`incremental.py`): newest-changed first,
+down to the last sync's high-water mark, kept in the resource state. With `accounts` set,
+only those accounts' invoices are read, through the account endpoint, each with its own state.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +29,7 @@ from sources.common.vendor import Vendor
 from sources.exsited import settings
 from sources.exsited.emulator import make_emulator
 from sources.exsited.helpers import SOURCE, error_message, invoice_record
+from sources.exsited.incremental import Page, ScopeSync
 
 MONEY = decimal()
 
@@ -64,6 +68,7 @@ INVOICE_COLUMNS = columns(
     kpi_credit_issued=MONEY,
     kpi_last_payment_date=timestamp(),
     kpi_voided_on=timestamp(),
+    read_seq={"data_type": "bigint", "nullable": True, "dedup_sort": "desc"},
     created_by=text(),
     created_on=timestamp(),
     last_updated_by=text(),
@@ -169,6 +174,7 @@ class ExsitedPaginator(OffsetPaginator):
 
     def __init__(self, limit: int, wrapper: str | None = None) -> None:
         self.wrapper = wrapper
+        self.records: int = 0  # the list's size in the last page's `pagination.records`
         prefix = f"{wrapper}." if wrapper else ""
         super().__init__(limit=limit, total_path=f"{prefix}pagination.records")
 
@@ -191,6 +197,7 @@ class ExsitedPaginator(OffsetPaginator):
         except ValueError as err:
             raise SyncError(SOURCE, f"malformed pagination: {err}"[:300]) from None
         pagination = page["pagination"]
+        self.records = int(pagination.get("records") or 0)
         if "next_page" in pagination and not pagination["next_page"]:
             self._has_next_page = False
 
@@ -219,6 +226,7 @@ def exsited_source(
     accounts: list[str] | None = None,
     limit: int = settings.LIMIT,
     redirect_uri: str = settings.REDIRECT_URI,
+    overlap_seconds: int = settings.OVERLAP_SECONDS,
 ) -> Any:
     """All Exsited invoices of the tenant, or only those of `accounts` when given."""
     client = make_rest_client(base_url)
@@ -229,32 +237,37 @@ def exsited_source(
         access_token_request_data={"redirect_uri": redirect_uri},
         session=client.session,
     )
-    params = {"order_by": settings.ORDER_BY, "direction": settings.DIRECTION}
+    sequence = itertools.count(1)
 
-    def pages(path: str, wrapper: str | None) -> Iterator[list[dict[str, Any]]]:
-        for page in client.paginate(
-            path,
-            params=dict(params),
-            paginator=ExsitedPaginator(limit, wrapper),
-            data_selector=f"{wrapper}.invoices" if wrapper else "invoices",
-            hooks={"response": list(HOOKS["response"])},
-        ):
-            yield [invoice_record(raw) for raw in page]
+    def reader(path: str, wrapper: str | None) -> Callable[[str, str], Iterator[Page]]:
+        def read(order_by: str, direction: str) -> Iterator[Page]:
+            paginator = ExsitedPaginator(limit, wrapper)
+            for page in client.paginate(
+                path,
+                params={"order_by": order_by, "direction": direction},
+                paginator=paginator,
+                data_selector=f"{wrapper}.invoices" if wrapper else "invoices",
+                hooks={"response": list(HOOKS["response"])},
+            ):
+                records = [invoice_record(raw) for raw in page]
+                for record in records:  # the merge keeps the copy read last (dedup_sort)
+                    record["read_seq"] = next(sequence)
+                yield Page(records, paginator.records)
 
-    def account_pages(account_id: str) -> Iterator[list[dict[str, Any]]]:
-        state = dlt.current.resource_state().setdefault("accounts", {})
-        count, newest = 0, None
-        path = settings.ACCOUNT_INVOICES_PATH.format(account_id=account_id)
-        for records in pages(path, "account"):
-            count += len(records)
-            stamps = [r["last_updated_on"] for r in records if r["last_updated_on"]]
-            newest = max([newest, *stamps] if newest else stamps, default=newest)
-            yield records
-        state[account_id] = {
-            "synced_at": pendulum.now("UTC").isoformat(),
-            "invoices": count,
-            "last_updated_on": newest.isoformat() if newest else None,
-        }
+        return read
+
+    def scope(
+        read: Callable[[str, str], Iterator[Page]], state: dict[str, Any], full: bool
+    ) -> ScopeSync:
+        return ScopeSync(
+            read,
+            state,
+            full=full,
+            overlap=timedelta(seconds=overlap_seconds),
+            max_passes=settings.MAX_PASSES,
+            order=(settings.ORDER_BY, settings.DIRECTION),
+            fallback_order=(settings.FALLBACK_ORDER_BY, settings.FALLBACK_DIRECTION),
+        )
 
     @dlt.resource(
         name="invoices",
@@ -264,11 +277,22 @@ def exsited_source(
         nested_hints=NESTED_HINTS,
     )
     def invoices() -> Iterator[list[dict[str, Any]]]:
+        state = dlt.current.resource_state()
+        # A full refresh replaces the table: every scope's mark (tenant and every account's,
+        # not only those read now) describes rows that are gone.
+        full = dlt.current.resource().write_disposition == "replace"
+        if full:
+            state.clear()
         if not accounts:
-            yield from pages(settings.INVOICES_PATH, None)
+            tenant = state.setdefault("tenant", {})
+            yield from scope(reader(settings.INVOICES_PATH, None), tenant, full).invoices()
             return
+        per_account = state.setdefault("accounts", {})
         for account_id in accounts:
-            yield from account_pages(account_id)
+            path = settings.ACCOUNT_INVOICES_PATH.format(account_id=account_id)
+            account = per_account.setdefault(account_id, {})
+            yield from scope(reader(path, "account"), account, full).invoices()
+            account["synced_at"] = pendulum.now("UTC").isoformat()
 
     return invoices
 

@@ -6,56 +6,35 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sources.common.dates import DateParseError, parse_iso_date, parse_timestamp_utc
-from sources.common.errors import BadRecordError
-from sources.common.money import MoneyError, parse_decimal
+from sources.common.fields import FieldError, decimal_value, enum, record_errors, utc_timestamp
 from sources.exsited import settings
 
 SOURCE = "exsited"
 
 
-class _Bad(ValueError):
-    """A field-level problem, wrapped into BadRecordError with the invoice id."""
-
-
 def _enum(value: Any, allowed: frozenset[str], field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _Bad(f"{field} is missing or not text: {value!r}")
-    result = value.strip().upper()
-    if result not in allowed:
-        raise _Bad(f"unknown {field} {value!r} (known: {', '.join(sorted(allowed))})")
-    return result
+    """Exsited's enums are SCREAMING_SNAKE_CASE; any casing and stray spaces are tolerated."""
+    return enum(value.strip() if isinstance(value, str) else value, allowed, field, screaming=True)
 
 
 def _money(value: Any, field: str, required: bool = True) -> Decimal | None:
-    """Exsited sends amounts as decimal strings ("150.00"); integers are tolerated."""
-    if value is None or value == "":
-        if required:
-            raise _Bad(f"{field} is missing")
-        return None
-    try:
-        return parse_decimal(value)
-    except MoneyError as err:
-        raise _Bad(f"{field}: {err}") from None
-
-
-def _date(value: Any, field: str) -> date | None:
-    """`YYYY-MM-DDTHH:MM:SSZ`: the calendar date in UTC."""
-    if value in (None, ""):
-        return None
-    try:
-        return parse_timestamp_utc(value).date() if "T" in value else parse_iso_date(value)
-    except (DateParseError, TypeError):
-        raise _Bad(f"{field}: not a date: {value!r}") from None
+    """Exsited sends amounts as decimal strings ("150.00"), "" for none; integers tolerated."""
+    return decimal_value(None if value == "" else value, field, required=required)
 
 
 def _timestamp(value: Any, field: str) -> datetime | None:
-    if value in (None, ""):
-        return None
+    return utc_timestamp(None if value == "" else value, field)
+
+
+def _date(value: Any, field: str) -> date | None:
+    """`YYYY-MM-DDTHH:MM:SSZ`: the calendar date in UTC; a bare `YYYY-MM-DD` is tolerated."""
+    if isinstance(value, str) and value and "T" not in value:
+        value = f"{value}T00:00:00Z"
     try:
-        return parse_timestamp_utc(value)
-    except DateParseError as err:
-        raise _Bad(f"{field}: {err}") from None
+        moment = _timestamp(value, field)
+    except FieldError:
+        raise FieldError(f"{field}: not a date: {value!r}") from None
+    return moment.date() if moment else None
 
 
 def _currency(value: Any) -> tuple[str, str | None]:
@@ -65,7 +44,7 @@ def _currency(value: Any) -> tuple[str, str | None]:
     else:
         code, uuid = value, None
     if not isinstance(code, str) or len(code.strip()) != 3:
-        raise _Bad(f"currency is missing or not an ISO code: {value!r}")
+        raise FieldError(f"currency is missing or not an ISO code: {value!r}")
     return code.strip().upper(), uuid
 
 
@@ -74,7 +53,7 @@ def _bool(value: Any) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise _Bad(f"price_tax_inclusive is not a boolean: {value!r}")
+    raise FieldError(f"price_tax_inclusive is not a boolean: {value!r}")
 
 
 def _line(raw: dict[str, Any], number: int, invoice_id: str) -> dict[str, Any]:
@@ -110,16 +89,13 @@ def _text(value: Any) -> str | None:
 
 def invoice_record(raw: Any) -> dict[str, Any]:
     """The loaded form of one invoice; raises BadRecordError naming the invoice."""
-    invoice_id = raw.get("id") if isinstance(raw, dict) else None
-    try:
+    with record_errors(SOURCE, raw.get("id") if isinstance(raw, dict) else None):
         return _invoice_record(raw)
-    except (_Bad, KeyError, TypeError, AttributeError) as err:
-        raise BadRecordError(SOURCE, invoice_id, str(err)) from None
 
 
 def _invoice_record(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict) or not raw.get("id"):
-        raise _Bad(f"an invoice without an id: {str(raw)[:120]}")
+        raise FieldError(f"an invoice without an id: {str(raw)[:120]}")
     invoice_id = raw["id"]
     currency, currency_uuid = _currency(raw.get("currency"))
     last_payment = raw.get("last_payment") or {}

@@ -199,19 +199,23 @@ class PressEmulator(Emulator):
     # -- ground truth --------------------------------------------------------------------
 
     def truth(self) -> list[TruthInvoice]:
-        """Served invoices mapped as sources/press/README.md says; draft, void, refunded and
-        uncollectible ones never served are absent. One served before and gone since (it left
-        Paid/Unpaid) is kept: last seen Paid becomes refunded with nothing paid, last seen
-        Unpaid becomes uncollectible with its payments; neither has anything due."""
+        """Invoices this emulator has served, mapped as sources/press/README.md says.
+
+        Only what the API has shown can be in the warehouse: an invoice never served (a draft,
+        or one created, voided or written off since the last `get_summary`) is absent, even if
+        it would be served now. One served before and gone since (it left Paid/Unpaid) is
+        kept: last seen Paid becomes refunded with nothing paid, last seen Unpaid becomes
+        uncollectible with its payments; neither has anything due. Right after a sync this is
+        exactly what that sync's snapshot plus the earlier vanished invoices give."""
         with self._served_lock:
             served = dict(self._served)
         rows = []
         for inv in self.ledger.snapshot():
             total = inv.major(inv.subtotal)  # the items' sum: Press sends no tax or total
             status, paid = inv.status, inv.major(inv.amount_paid)
+            if inv.id not in served:
+                continue
             if _served_status(inv) is None:
-                if inv.id not in served:
-                    continue
                 last_status, last_paid = served[inv.id]
                 status = "refunded" if last_status == "Paid" else "uncollectible"
                 paid = Decimal(0) if last_status == "Paid" else last_paid

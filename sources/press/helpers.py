@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sources.common.dates import DateParseError, parse_iso_date
-from sources.common.errors import BadRecordError, SyncError
-from sources.common.money import MoneyError, currency_exponent, parse_decimal
+import requests
+
+from sources.common.errors import SyncError
+from sources.common.fields import (
+    FieldError,
+    decimal_value,
+    decode_json,
+    enum,
+    iso_date,
+    record_errors,
+)
+from sources.common.money import currency_exponent
 from sources.press import settings
 
 SOURCE = "press"
 _TOLERANCE = Decimal(settings.FLOAT_TOLERANCE)
 
 
-class _Bad(ValueError):
-    """A field-level problem, wrapped into BadRecordError with the invoice name."""
-
-
-def parse_summary(text: str) -> list[Any]:
-    """The invoices of a `get_summary` body; JSON floats decoded as Decimal, never float.
+def parse_summary(response: requests.Response) -> list[Any]:
+    """The invoices of a `get_summary` response; JSON floats decoded as Decimal, never float.
 
     Frappe wraps a method's return value as `{"message": [...]}`; a bare list is tolerated.
     """
-    try:
-        body = json.loads(text, parse_float=Decimal)
-    except ValueError:
-        body = None
+    body = decode_json(SOURCE, response)
     invoices = body.get("message") if isinstance(body, dict) else body
     if not isinstance(invoices, list):
         raise SyncError(
             SOURCE,
             f"malformed response from {settings.SUMMARY_PATH}: expected "
-            f'{{"message": [...]}}, got {text.strip()[:120]!r}',
+            f'{{"message": [...]}}, got {response.text.strip()[:120]!r}',
             "the API answered in an unexpected format; check SOURCES__PRESS__BASE_URL",
         )
     return invoices
@@ -47,51 +49,21 @@ def money(value: Any, currency: str, field: str) -> Decimal:
     floats, so 12.340000000000001 is 12.34 seen through a binary float; a value further than
     FLOAT_TOLERANCE from a minor unit is refused rather than rounded.
     """
-    if isinstance(value, float):
-        raise _Bad(f"{field}: {value!r} was decoded as a binary float (lossy path)")
-    try:
-        amount = parse_decimal(value)
-        step = Decimal(1).scaleb(-currency_exponent(currency))
-    except MoneyError as err:
-        raise _Bad(f"{field}: {err}") from None
+    amount = decimal_value(value, field, required=True)
+    assert amount is not None
+    step = Decimal(1).scaleb(-currency_exponent(currency))
     exact = amount.quantize(step, rounding=ROUND_HALF_EVEN)
     if abs(exact - amount) > _TOLERANCE:
-        raise _Bad(f"{field}: {value} {currency} is finer than the currency's minor unit")
+        raise FieldError(f"{field}: {value} {currency} is finer than the currency's minor unit")
     return exact
-
-
-def _number(value: Any, field: str) -> Decimal | None:
-    """Quantity and rate: exact as sent (not money, so not rounded)."""
-    if value is None:
-        return None
-    if isinstance(value, float):
-        raise _Bad(f"{field}: {value!r} was decoded as a binary float (lossy path)")
-    try:
-        return parse_decimal(value)
-    except MoneyError as err:
-        raise _Bad(f"{field}: {err}") from None
-
-
-def _enum(value: Any, allowed: frozenset[str], field: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        known = ", ".join(repr(v) for v in sorted(allowed))
-        raise _Bad(f"unknown {field} {value!r} (known: {known})")
-    return value
-
-
-def _date(value: Any, field: str) -> date:
-    try:
-        return parse_iso_date(value)
-    except DateParseError as err:
-        raise _Bad(f"{field}: {err}") from None
 
 
 def _item(raw: Any, number: int, invoice: str, currency: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise _Bad(f"item {number} is not an object: {str(raw)[:80]}")
+        raise FieldError(f"item {number} is not an object: {str(raw)[:80]}")
     parent = raw.get("parent")
     if parent is not None and parent != invoice:
-        raise _Bad(f"item {number} belongs to {parent!r}")
+        raise FieldError(f"item {number} belongs to {parent!r}")
     return {
         # Press items carry no id of their own: the position in the served list stands in.
         "line_id": f"{invoice}:{number}",
@@ -99,8 +71,9 @@ def _item(raw: Any, number: int, invoice: str, currency: str) -> dict[str, Any]:
         "document_name": raw.get("name"),
         "document_type": raw.get("type"),
         "plan": raw.get("plan"),
-        "quantity": _number(raw.get("quantity"), "items.quantity"),
-        "rate": _number(raw.get("rate"), "items.rate"),
+        # Quantity and rate are not money: exact as sent, not rounded.
+        "quantity": decimal_value(raw.get("quantity"), "items.quantity"),
+        "rate": decimal_value(raw.get("rate"), "items.rate"),
         "amount": money(raw.get("amount"), currency, "items.amount"),
     }
 
@@ -108,37 +81,47 @@ def _item(raw: Any, number: int, invoice: str, currency: str) -> dict[str, Any]:
 def invoice_record(raw: Any, team: str) -> dict[str, Any]:
     """The loaded form of one invoice; raises BadRecordError naming the invoice."""
     name = raw.get("name") if isinstance(raw, dict) else None
-    try:
+    with record_errors(SOURCE, name):
         return _invoice_record(raw, team)
-    except (_Bad, KeyError, TypeError, AttributeError) as err:
-        raise BadRecordError(SOURCE, name, str(err)) from None
 
 
 def _invoice_record(raw: Any, team: str) -> dict[str, Any]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
-        raise _Bad(f"an invoice without a name: {str(raw)[:120]}")
+        raise FieldError(f"an invoice without a name: {str(raw)[:120]}")
     name = raw["name"]
     currency = raw.get("currency")
     if not isinstance(currency, str) or not currency:
-        raise _Bad(f"currency is missing: {currency!r}")
+        raise FieldError(f"currency is missing: {currency!r}")
     items = raw.get("items")
     if not isinstance(items, list):
-        raise _Bad(f"items is not a list: {str(items)[:80]}")
+        raise FieldError(f"items is not a list: {str(items)[:80]}")
     lines = [_item(item, n, name, currency) for n, item in enumerate(items, start=1)]
+    payment_mode = raw.get("payment_mode")
+    period_end = iso_date(raw.get("period_end"), "period_end")
+    if period_end is None:
+        raise FieldError("period_end is missing")
     return {
         "name": name,
         "team": team,
-        "status": _enum(raw.get("status"), settings.INVOICE_STATUSES, "status"),
-        "payment_mode": _enum(raw.get("payment_mode") or "", settings.PAYMENT_MODES, "payment_mode")
-        or None,
-        "type": _enum(raw.get("type"), settings.INVOICE_TYPES, "type"),
+        "status": enum(raw.get("status"), settings.INVOICE_STATUSES, "status"),
+        # "" (no payment yet) and a missing value both mean none.
+        "payment_mode": enum(payment_mode, settings.PAYMENT_MODES, "payment_mode")
+        if payment_mode not in (None, "")
+        else None,
+        "type": enum(raw.get("type"), settings.INVOICE_TYPES, "type"),
         "currency": currency,
-        "period_end": _date(raw.get("period_end"), "period_end"),
+        "period_end": period_end,
         "amount_paid": money(raw.get("amount_paid"), currency, "amount_paid"),
         # Derived: the response has no total; see the README for what this misses.
         "items_total": sum((line["amount"] for line in lines), Decimal(0)),
         "items": lines,
     }
+
+
+def digest(record: dict[str, Any]) -> str:
+    """A short content digest of a loaded record: equal digests, equal rows in the warehouse."""
+    text = json.dumps(record, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _server_message(raw: Any) -> str | None:

@@ -1,13 +1,15 @@
-"""Sequence invoices: cursor pages of invoice summaries, each invoice's detail and line items.
+"""Sequence invoices: cursor pages of whole invoices, each invoice's detail and line items.
 
-The list (`GET /invoices/list-summary`) has no amount paid, tax, net total, timestamps or
-lines, so every invoice is read in full (`GET /invoices/{id}` and `.../line-items`), but only
-when something may have changed: see `sources/sequence/README.md` for the request budget.
+The list (`GET /invoices`) has no amount paid, balance, payments, applied credit or lines,
+so an invoice is read in full (`GET /invoices/{id}` and `.../line-items`) only when it is
+new, can still change (draft, unpaid, partly paid, uncollectible), or its list entry changed
+since it was loaded (a refund adds a credit note id): see `sources/sequence/README.md`.
 Nested lists become dlt child tables: `invoices__line_items`, `invoices__payment_allocations`,
 `invoices__credit_notes`, `invoices__credit_grants`; a changed invoice replaces its child rows
 (merge, delete-insert).
 """
 
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,11 +27,14 @@ from sources.sequence import settings
 from sources.sequence.emulator import make_emulator
 from sources.sequence.helpers import (
     SOURCE,
+    bucket_of,
     check_summary,
     decode_body,
+    entry_hash,
     error_message,
     fingerprint,
     invoice_record,
+    is_changeable,
     vendor_total_record,
 )
 
@@ -199,21 +204,73 @@ def sequence_source(
         nested_hints=NESTED_HINTS,
     )
     def invoices() -> Iterator[list[dict[str, Any]]]:
-        # id -> [list entry digest, detail digest] of what the warehouse holds. A full refresh
-        # (replace) rewrites the table, so it must read and load every invoice again.
+        """New and changed invoices; the strategy is in `sources/sequence/README.md`.
+
+        Resource state (committed by dlt with the load package, so it only ever describes
+        what landed): `created_mark`, the list's order key of the newest invoice seen; `open`,
+        id -> detail digest of every invoice loaded while it could still change; and
+        `settled_buckets`, per bucket the XOR of the list-entry digests of the settled
+        invoices in it. A full refresh (replace) starts from empty state: everything is read.
+        """
         state = dlt.current.resource_state()
         if dlt.current.resource().write_disposition == "replace":
-            state["loaded"] = {}
-        loaded: dict[str, list[str]] = state.setdefault("loaded", {})
+            state.clear()
+        state.pop("loaded", None)  # the per-invoice digests of earlier versions
+        mark: list[str] | None = state.get("created_mark")
+        known_open: dict[str, str] = state.get("open") or {}
+        known_buckets: list[int] = state.get("settled_buckets") or []
+        if len(known_buckets) != settings.BUCKETS:
+            known_buckets = [0] * settings.BUCKETS  # unknown: every settled bucket is re-read
+        newest = mark
+        still_open: dict[str, str] = {}
+        buckets = [0] * settings.BUCKETS  # settled invoices as listed now (the next state)
+        unread = [0] * settings.BUCKETS  # ... of them, those not read in full this sync
+        waiting: dict[int, list[tuple[str, Any]]] = defaultdict(list)
         params = {"limit": limit, "sortOrder": settings.SORT_ORDER}
         for page in client.paginate(settings.LIST_PATH, params=params):
             batch = []
             for item in decode_body(page.response)["items"]:
-                record = _changed_invoice(client, item, loaded)
-                if record is not None:
-                    batch.append(record)
+                summary = check_summary(item)
+                invoice_id, key = summary["id"], summary["created_key"]
+                is_new = mark is None or key > mark
+                newest = key if newest is None or key > newest else newest
+                bucket, digest_ = bucket_of(invoice_id), entry_hash(item)
+                if (
+                    is_new
+                    or invoice_id in known_open
+                    or is_changeable(summary["status"], summary["payment_status"])
+                ):
+                    record, open_digest = _read(client, summary, known_open.get(invoice_id))
+                    if open_digest is not None:
+                        still_open[invoice_id] = open_digest
+                    else:
+                        buckets[bucket] ^= digest_
+                    if record is not None:
+                        batch.append(record)
+                else:  # settled, loaded before: read only if its bucket changed (below)
+                    buckets[bucket] ^= digest_
+                    unread[bucket] ^= digest_
+                    waiting[bucket].append((invoice_id, summary["gross_total"]))
             if batch:
                 yield batch
+        # A settled invoice whose list entry changed since it was loaded (a refund adds a
+        # credit note id; anything else the list shows) changes its bucket: re-read them all.
+        changed = [b for b in sorted(waiting) if unread[b] != known_buckets[b]]
+        batch = []
+        for bucket in changed:
+            for invoice_id, gross_total in waiting[bucket]:
+                summary = {"id": invoice_id, "gross_total": gross_total}
+                record, _ = _read(client, summary, None)
+                if record is not None:
+                    batch.append(record)
+                if len(batch) >= limit:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+        state["created_mark"] = newest
+        state["open"] = still_open
+        state["settled_buckets"] = buckets
 
     @dlt.resource(
         name="vendor_totals",
@@ -228,22 +285,21 @@ def sequence_source(
     return invoices, vendor_totals
 
 
-def _changed_invoice(
-    client: RESTClient, item: Any, loaded: dict[str, list[str]]
-) -> dict[str, Any] | None:
-    """The invoice's record if it is new or changed since the last load, else None."""
-    summary = check_summary(item)
+def _read(
+    client: RESTClient, summary: dict[str, Any], known_digest: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Read one invoice's detail: (its record, or None when its detail is still
+    `known_digest`; its detail digest if it can still change, else None)."""
     invoice_id = summary["id"]
-    list_digest = fingerprint(item)
-    known_list, known_detail = loaded.get(invoice_id, [None, None])
-    if known_list == list_digest and summary["status"] in settings.FINAL_STATUSES:
-        return None
     detail = _get_json(client, settings.DETAIL_PATH.format(invoice_id=invoice_id))
-    detail_digest = fingerprint(detail)
-    loaded[invoice_id] = [list_digest, detail_digest]
-    if detail_digest == known_detail:
-        return None
-    return invoice_record(summary, detail, _line_items(client, invoice_id), detail_digest)
+    digest = fingerprint(detail)
+    status = detail.get("status") if isinstance(detail, dict) else None
+    payment_status = detail.get("paymentStatus") if isinstance(detail, dict) else None
+    open_digest = digest if is_changeable(str(status), str(payment_status)) else None
+    if digest == known_digest:
+        return None, open_digest
+    record = invoice_record(summary, detail, _line_items(client, invoice_id), digest)
+    return record, open_digest
 
 
 VENDOR = Vendor(

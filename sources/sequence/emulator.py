@@ -1,13 +1,16 @@
 """An emulator of Sequence's invoice API, version 2024-07-30.
 
-Routes: `GET /invoices/list-summary` (cursor pages), `GET /invoices/summary` (per-currency
-totals, no paging), `GET /invoices/{id}` (the full invoice) and `GET /invoices/{id}/line-items`
-(cursor pages). Follows the vendor: HTTP Basic auth with client id and secret; the optional
-`sequence-version` header (only 2024-07-30 is served); `before`/`after` cursors, `limit`
-1..100 (20 when omitted: the API documents no default), `sortOrder` ASC|DESC (default DESC),
-`sortBy` (default creation time); the last page carries no `after`; money as decimal strings
-in the invoice's currency, except the list's `grossTotal` which the seed shows as a JSON
-number (`gross_total="number"`) and the summary's totals, numbers per the spec.
+Routes: `GET /invoices` (cursor pages of whole invoices, the spec's `Invoice`: no balance,
+allocations or applied credit, but `creditNoteIds`, `createdAt` and `updatedAt`),
+`GET /invoices/list-summary` (cursor pages of summaries; same filters and order),
+`GET /invoices/summary` (per-currency totals, no paging), `GET /invoices/{id}` (the full
+invoice) and `GET /invoices/{id}/line-items` (cursor pages). Follows the vendor: HTTP Basic
+auth with client id and secret; the optional `sequence-version` header (only 2024-07-30 is
+served); `before`/`after` cursors, `limit` 1..100 (20 when omitted: the API documents no
+default), `sortOrder` ASC|DESC (default DESC), `sortBy` (default creation time); the last
+page carries no `after`; money as decimal strings in the invoice's currency, except the
+lists' `grossTotal`, which the seed shows as a JSON number (`gross_total="number"`), and the
+summary's totals, numbers per the spec.
 
 Filters take comma-separated values; `...Before` is exclusive and `...After` inclusive (our
 reading: consecutive windows then never overlap). Sequence has no sub-line items, failed
@@ -63,6 +66,15 @@ CLIENT_SECRET = "sandbox-sequence-secret"
 ACCOUNT_ID = "68233908-402a-43b4-8952-1c2ab0ef0b25"
 DEFAULT_LIMIT = 20
 CURSOR_MODES = ("normal", "endless", "empty_tail")
+# The properties of the spec's `Invoice` schema (items of `GET /invoices`).
+LIST_ITEM_KEYS = frozenset(
+    """id sequenceAccountId status currency invoiceNumber dueDate purchaseOrderNumber reference
+    customerEmails customerLegalCompanyName customerBillingAddress customerShippingAddress memo
+    paymentOptions billingPeriod customerId totalTax netTotal grossTotal metadata paymentStatus
+    createdAt creditNoteIds linkedServices merchantDetails accountingDate customerTaxStatus
+    renderSettings isCustomerArchived updatedAt billingScheduleId issueDate customerTaxId
+    creditBalances dunningStatus calculatedAt""".split()  # noqa: SIM905
+)
 
 _SORT_KEYS: dict[str, Callable[[Invoice], str]] = {
     "createdAt": lambda inv: inv.created_at.isoformat(),
@@ -162,7 +174,8 @@ class SequenceEmulator(Emulator):
         self.cursor_mode = cursor_mode
         self.versions: Counter[str | None] = Counter()  # `sequence-version` headers seen
         # Specific paths first: `/invoices/{id}` would also match them.
-        self.route("GET", "/invoices/list-summary", "list", self.list_summary)
+        self.route("GET", "/invoices/list-summary", "list_summary", self.list_summary)
+        self.route("GET", "/invoices", "list", self.list_invoices)
         self.route("GET", "/invoices/summary", "summary", self.summary)
         self.route("GET", "/invoices/(?P<invoice_id>[^/]+)/line-items", "line_items", self.lines)
         self.route("GET", "/invoices/(?P<invoice_id>[^/]+)", "detail", self.get_invoice)
@@ -192,6 +205,9 @@ class SequenceEmulator(Emulator):
     # -- routes --------------------------------------------------------------------------
 
     def list_summary(self, request: Request) -> Response:
+        return self._list(request, self.render_summary)
+
+    def _list(self, request: Request, render: Callable[[Invoice], dict[str, Any]]) -> Response:
         order = request.arg("sortOrder") or "DESC"
         sort_by = request.arg("sortBy") or "createdAt"
         if order not in ("ASC", "DESC"):
@@ -207,8 +223,12 @@ class SequenceEmulator(Emulator):
             request,
             self.cursor_mode,
         )
-        body = {"items": [self.render_summary(inv) for inv in page], "pagination": pagination}
+        body = {"items": [render(inv) for inv in page], "pagination": pagination}
         return Response.json(200, body)
+
+    def list_invoices(self, request: Request) -> Response:
+        """`GET /invoices`: the same filters, order and cursors, whole `Invoice` objects."""
+        return self._list(request, self.render_list_item)
 
     def summary(self, request: Request) -> Response:
         totals: dict[str, dict[str, Any]] = {}
@@ -443,6 +463,14 @@ class SequenceEmulator(Emulator):
             body["balance"] = self._money(inv, balance(inv))
             body["balanceVersion"] = inv.version
         return {key: value for key, value in body.items() if value is not None}
+
+    def render_list_item(self, inv: Invoice) -> dict[str, Any]:
+        """An item of `GET /invoices` (the spec's `Invoice`): the invoice without its balance,
+        allocations and applied credit; `creditNoteIds` and `updatedAt` are there."""
+        body = {k: v for k, v in self.render_invoice(inv).items() if k in LIST_ITEM_KEYS}
+        if self.gross_total == "number":
+            body["grossTotal"] = inv.major(inv.total)
+        return body
 
     def render_line(self, inv: Invoice, index: int, line: Line, tax: int) -> dict[str, Any]:
         return {

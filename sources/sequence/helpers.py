@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from requests import Response
 
-from sources.common.dates import DateParseError, parse_iso_date, parse_timestamp_utc
-from sources.common.errors import BadRecordError, SyncError
-from sources.common.money import MoneyError, currency_exponent, parse_decimal
+from sources.common.errors import SyncError
+from sources.common.fields import (
+    FieldError,
+    decode_json,
+    enum,
+    iso_date,
+    major_money,
+    record_errors,
+    utc_timestamp,
+)
+from sources.common.fields import decimal_value as _decimal
+from sources.common.money import parse_decimal
 from sources.sequence import settings
 
 SOURCE = "sequence"
-
-
-class _Bad(ValueError):
-    """A field-level problem, wrapped into BadRecordError with the invoice id."""
 
 
 def decode_body(response: Response) -> Any:
@@ -27,15 +31,7 @@ def decode_body(response: Response) -> Any:
 
     The list's `grossTotal` is a decimal string in the spec but a JSON number in the seed.
     """
-    try:
-        return json.loads(response.text, parse_float=Decimal)
-    except ValueError:
-        raise SyncError(
-            SOURCE,
-            f"malformed response from {response.request.path_url.split('?')[0]}: not JSON "
-            f"({response.text[:80]!r})",
-            "the API answered in an unexpected format; check SOURCES__SEQUENCE__BASE_URL",
-        ) from None
+    return decode_json(SOURCE, response)
 
 
 def fingerprint(body: Any) -> str:
@@ -44,61 +40,42 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def enum(value: Any, allowed: frozenset[str], field: str) -> str:
-    if not isinstance(value, str) or value.upper() not in allowed:
-        raise _Bad(f"unknown {field} {value!r} (known: {', '.join(sorted(allowed))})")
-    return value.upper()
+def bucket_of(invoice_id: str) -> int:
+    """The watch bucket of a settled invoice (stable across syncs and processes)."""
+    return int(hashlib.sha256(invoice_id.encode()).hexdigest()[:8], 16) % settings.BUCKETS
+
+
+def entry_hash(item: Any) -> int:
+    """A 52-bit digest of a whole list entry (XOR-ed into its bucket; fits a JSON number)."""
+    return int(fingerprint(item)[:13], 16)
+
+
+def is_changeable(status: str, payment_status: str) -> bool:
+    """Can the invoice change without its list entry showing it? (settings.CHANGEABLE_...)"""
+    if status == "VOIDED":
+        return False
+    return (
+        status in settings.CHANGEABLE_STATUSES
+        or payment_status in settings.CHANGEABLE_PAYMENT_STATUSES
+    )
+
+
+def _enum(value: Any, allowed: frozenset[str], field: str) -> str:
+    """A documented enum value in any casing, returned upper-case."""
+    return enum(value, allowed, field, screaming=True)
 
 
 def _optional_enum(value: Any, allowed: frozenset[str], field: str) -> str | None:
-    return None if value is None else enum(value, allowed, field)
-
-
-def money(value: Any, currency: str, field: str) -> Decimal:
-    """A decimal string (or a JSON number decoded as Decimal) in major units of `currency`."""
-    try:
-        amount = parse_decimal(value)
-    except MoneyError as err:
-        raise _Bad(f"{field}: {err}") from None
-    if amount != amount.quantize(Decimal(1).scaleb(-currency_exponent(currency))):
-        raise _Bad(f"{field}: {value!r} has more decimals than {currency} allows")
-    return amount
+    return None if value is None else _enum(value, allowed, field)
 
 
 def _optional_money(value: Any, currency: str, field: str) -> Decimal | None:
-    return None if value is None else money(value, currency, field)
-
-
-def _decimal(value: Any, field: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return parse_decimal(value)
-    except MoneyError as err:
-        raise _Bad(f"{field}: {err}") from None
-
-
-def _date(value: Any, field: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return parse_iso_date(value)
-    except DateParseError as err:
-        raise _Bad(f"{field}: {err}") from None
-
-
-def _timestamp(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp_utc(value)
-    except DateParseError as err:
-        raise _Bad(f"{field}: {err}") from None
+    return None if value is None else major_money(value, currency, field)
 
 
 def _currency(value: Any) -> str:
     if not isinstance(value, str) or value not in settings.CURRENCIES:
-        raise _Bad(f"unknown currency {value!r}")
+        raise FieldError(f"unknown currency {value!r}")
     return value
 
 
@@ -107,38 +84,39 @@ def _list(raw: dict[str, Any], key: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Bad(f"{key} is not a list: {str(value)[:80]!r}")
+        raise FieldError(f"{key} is not a list: {str(value)[:80]!r}")
     return value
 
 
 def check_summary(item: Any) -> dict[str, Any]:
-    """A list-summary item, checked: id, the two statuses and an exact `grossTotal`."""
+    """A list entry, checked: id, the two statuses, an exact `grossTotal` and `createdAt`."""
     item_id = item.get("id") if isinstance(item, dict) else None
-    try:
+    with record_errors(SOURCE, item_id):
         if not item_id:
-            raise _Bad(f"a list entry without an id: {str(item)[:120]}")
+            raise FieldError(f"a list entry without an id: {str(item)[:120]}")
         currency = _currency(item.get("currency"))
+        created = utc_timestamp(item.get("createdAt"), "createdAt")
         return {
             "id": item_id,
-            "status": enum(item.get("status"), settings.INVOICE_STATUSES, "status"),
-            "payment_status": enum(
+            "status": _enum(item.get("status"), settings.INVOICE_STATUSES, "status"),
+            "payment_status": _enum(
                 item.get("paymentStatus"), settings.PAYMENT_STATUSES, "paymentStatus"
             ),
             "currency": currency,
-            "gross_total": money(item.get("grossTotal"), currency, "grossTotal"),
+            "gross_total": major_money(item.get("grossTotal"), currency, "grossTotal"),
+            # The list's order key (creation time, then id): what is newer than a sync's mark.
+            "created_key": [created.isoformat() if created else "", item_id],
         }
-    except (_Bad, KeyError, TypeError, AttributeError) as err:
-        raise BadRecordError(SOURCE, item_id, str(err)) from None
+    raise AssertionError("unreachable")  # record_errors re-raises
 
 
 def invoice_record(
     summary: dict[str, Any], detail: Any, lines: list[Any], fingerprint_: str
 ) -> dict[str, Any]:
     """The loaded form of one invoice (its detail and line items); BadRecordError names it."""
-    try:
+    with record_errors(SOURCE, summary["id"]):
         return _invoice_record(summary, detail, lines, fingerprint_)
-    except (_Bad, KeyError, TypeError, AttributeError) as err:
-        raise BadRecordError(SOURCE, summary["id"], str(err)) from None
+    raise AssertionError("unreachable")
 
 
 def _line(raw: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -153,13 +131,13 @@ def _line(raw: dict[str, Any], currency: str) -> dict[str, Any]:
         "rate": _decimal(raw.get("rate"), "lineItems.rate"),
         "rate_display": raw.get("rateDisplay"),
         "tax_rate": _decimal(raw.get("taxRate"), "lineItems.taxRate"),
-        "net_total": money(raw.get("netTotal"), currency, "lineItems.netTotal"),
-        "total_tax": money(raw.get("totalTax"), currency, "lineItems.totalTax"),
-        "gross_total": money(raw.get("grossTotal"), currency, "lineItems.grossTotal"),
-        "period_start": _date(
+        "net_total": major_money(raw.get("netTotal"), currency, "lineItems.netTotal"),
+        "total_tax": major_money(raw.get("totalTax"), currency, "lineItems.totalTax"),
+        "gross_total": major_money(raw.get("grossTotal"), currency, "lineItems.grossTotal"),
+        "period_start": iso_date(
             period.get("startDate") or raw.get("servicePeriodStart"), "servicePeriod.startDate"
         ),
-        "period_end": _date(
+        "period_end": iso_date(
             period.get("endDate") or raw.get("servicePeriodEnd"), "servicePeriod.endDate"
         ),
     }
@@ -168,10 +146,10 @@ def _line(raw: dict[str, Any], currency: str) -> dict[str, Any]:
 def _allocation(raw: dict[str, Any], currency: str) -> dict[str, Any]:
     return {
         "payment_id": raw["paymentId"],
-        "amount": money(raw.get("amount"), currency, "paymentAllocations.amount"),
-        "origin": enum(raw.get("origin"), settings.PAYMENT_ORIGINS, "paymentAllocations.origin"),
-        "paid_at": _timestamp(raw.get("paidAt"), "paymentAllocations.paidAt"),
-        "allocated_at": _timestamp(raw.get("allocatedAt"), "paymentAllocations.allocatedAt"),
+        "amount": major_money(raw.get("amount"), currency, "paymentAllocations.amount"),
+        "origin": _enum(raw.get("origin"), settings.PAYMENT_ORIGINS, "paymentAllocations.origin"),
+        "paid_at": utc_timestamp(raw.get("paidAt"), "paymentAllocations.paidAt"),
+        "allocated_at": utc_timestamp(raw.get("allocatedAt"), "paymentAllocations.allocatedAt"),
     }
 
 
@@ -179,9 +157,11 @@ def _credit_note(raw: dict[str, Any], currency: str) -> dict[str, Any]:
     return {
         "credit_note_id": raw["id"],
         "credit_note_number": raw.get("creditNoteNumber"),
-        "net_total": money(raw.get("netTotal"), currency, "appliedCreditNotes.netTotal"),
-        "total_tax": money(raw.get("totalTax"), currency, "appliedCreditNotes.totalTax"),
-        "gross_total": money(raw.get("grossTotal"), currency, "appliedCreditNotes.grossTotal"),
+        "net_total": major_money(raw.get("netTotal"), currency, "appliedCreditNotes.netTotal"),
+        "total_tax": major_money(raw.get("totalTax"), currency, "appliedCreditNotes.totalTax"),
+        "gross_total": major_money(
+            raw.get("grossTotal"), currency, "appliedCreditNotes.grossTotal"
+        ),
     }
 
 
@@ -189,11 +169,11 @@ def _credit_grant(raw: dict[str, Any], currency: str) -> dict[str, Any]:
     return {
         "credit_grant_id": raw.get("creditGrantId"),
         "credit_grant_name": raw.get("creditGrantName"),
-        "amount": money(raw.get("amount"), currency, "appliedCreditGrants.amount"),
+        "amount": major_money(raw.get("amount"), currency, "appliedCreditGrants.amount"),
         "tax_amount": _optional_money(
             raw.get("taxAmount"), currency, "appliedCreditGrants.taxAmount"
         ),
-        "status": enum(
+        "status": _enum(
             raw.get("status"), settings.CREDIT_GRANT_STATUSES, "appliedCreditGrants.status"
         ),
     }
@@ -203,7 +183,7 @@ def _invoice_record(
     summary: dict[str, Any], detail: Any, lines: list[Any], fingerprint_: str
 ) -> dict[str, Any]:
     if not isinstance(detail, dict) or detail.get("id") != summary["id"]:
-        raise _Bad(f"the detail is not this invoice: {str(detail)[:120]}")
+        raise FieldError(f"the detail is not this invoice: {str(detail)[:120]}")
     currency = _currency(detail.get("currency"))
     allocations = [_allocation(a, currency) for a in _list(detail, "paymentAllocations")]
     credit_notes = [_credit_note(c, currency) for c in _list(detail, "appliedCreditNotes")]
@@ -212,8 +192,8 @@ def _invoice_record(
     return {
         "id": detail["id"],
         "invoice_number": detail.get("invoiceNumber"),
-        "status": enum(detail.get("status"), settings.INVOICE_STATUSES, "status"),
-        "payment_status": enum(
+        "status": _enum(detail.get("status"), settings.INVOICE_STATUSES, "status"),
+        "payment_status": _enum(
             detail.get("paymentStatus"), settings.PAYMENT_STATUSES, "paymentStatus"
         ),
         "customer_id": detail.get("customerId"),
@@ -222,14 +202,14 @@ def _invoice_record(
             detail.get("customerTaxStatus"), settings.TAX_STATUSES, "customerTaxStatus"
         ),
         "currency": currency,
-        "issue_date": _date(detail.get("issueDate"), "issueDate"),
-        "accounting_date": _date(detail.get("accountingDate"), "accountingDate"),
-        "due_date": _date(detail.get("dueDate"), "dueDate"),
-        "period_start": _date(period.get("start"), "billingPeriod.start"),
-        "period_end": _date(period.get("endInclusive"), "billingPeriod.endInclusive"),
-        "net_total": money(detail.get("netTotal"), currency, "netTotal"),
-        "total_tax": money(detail.get("totalTax"), currency, "totalTax"),
-        "gross_total": money(detail.get("grossTotal"), currency, "grossTotal"),
+        "issue_date": iso_date(detail.get("issueDate"), "issueDate"),
+        "accounting_date": iso_date(detail.get("accountingDate"), "accountingDate"),
+        "due_date": iso_date(detail.get("dueDate"), "dueDate"),
+        "period_start": iso_date(period.get("start"), "billingPeriod.start"),
+        "period_end": iso_date(period.get("endInclusive"), "billingPeriod.endInclusive"),
+        "net_total": major_money(detail.get("netTotal"), currency, "netTotal"),
+        "total_tax": major_money(detail.get("totalTax"), currency, "totalTax"),
+        "gross_total": major_money(detail.get("grossTotal"), currency, "grossTotal"),
         "balance": _optional_money(detail.get("balance"), currency, "balance"),
         # Derived sums (see the README): Sequence sends the parts, not the totals.
         "amount_allocated": sum((a["amount"] for a in allocations), Decimal(0)),
@@ -238,8 +218,8 @@ def _invoice_record(
             (g["amount"] for g in grants if g["status"] == "APPLIED"), Decimal(0)
         ),
         "list_gross_total": summary["gross_total"],
-        "created_at": _timestamp(detail.get("createdAt"), "createdAt"),
-        "updated_at": _timestamp(detail.get("updatedAt"), "updatedAt"),
+        "created_at": utc_timestamp(detail.get("createdAt"), "createdAt"),
+        "updated_at": utc_timestamp(detail.get("updatedAt"), "updatedAt"),
         "memo": detail.get("memo"),
         "reference": detail.get("reference"),
         "purchase_order_number": detail.get("purchaseOrderNumber"),

@@ -12,6 +12,14 @@ SELECT
         WHEN l.tax_code IN ('REVERSE_CHARGE', 'TAX_EXEMPT', 'NOT_REGISTERED') THEN lower(l.tax_code)
     END AS exemption
 FROM exsited.invoices__lines AS l
-JOIN exsited.invoices AS i ON l._dlt_parent_id = i._dlt_id
+JOIN (
+    -- One row per invoice. A full refresh (replace) that re-read an invoice changed while it
+    -- paged holds both copies; the newest wins (a merge keeps only the last one read).
+    SELECT * FROM exsited.invoices
+    QUALIFY row_number() OVER (
+        PARTITION BY id
+        ORDER BY last_updated_on DESC NULLS LAST, TRY_CAST(version AS BIGINT) DESC NULLS LAST
+    ) = 1
+) AS i ON l._dlt_parent_id = i._dlt_id
 WHERE l.tax_code IS NOT NULL
 GROUP BY i.id, l.tax_code, l.tax_rate_percent;

@@ -12,7 +12,15 @@ WITH mapped AS (
             WHEN i.status = 'ACTIVE' AND i.payment_status = 'PAID' THEN 'paid'
             WHEN i.status = 'ACTIVE' THEN 'open'
         END AS contract_status
-    FROM exsited.invoices AS i
+    FROM (
+        -- One row per invoice. A full refresh (replace) that re-read an invoice changed while it
+        -- paged holds both copies; the newest wins (a merge keeps only the last one read).
+        SELECT * FROM exsited.invoices
+        QUALIFY row_number() OVER (
+            PARTITION BY id
+            ORDER BY last_updated_on DESC NULLS LAST, TRY_CAST(version AS BIGINT) DESC NULLS LAST
+        ) = 1
+    ) AS i
 )
 SELECT
     'exsited' AS source,
@@ -41,7 +49,15 @@ SELECT
     m.order_id AS vendor_order_id,
     m.version AS vendor_version,
     CAST(m.kpi_outstanding AS DECIMAL(18, 4)) AS vendor_outstanding,
-    CAST(m.kpi_overdue AS DECIMAL(18, 4)) AS vendor_overdue,
+    -- kpis.overdue is Exsited's figure on the day the invoice was read; an invoice that fell
+    -- due since without changing is not re-read by an incremental sync: no figure, not a stale one.
+    CAST(
+        CASE
+            WHEN m.due_date >= CAST(to_timestamp(CAST(m._dlt_load_id AS DOUBLE)) AS DATE)
+                AND m.due_date < current_date THEN NULL
+            ELSE m.kpi_overdue
+        END AS DECIMAL(18, 4)
+    ) AS vendor_overdue,
     CAST(m.kpi_credit_applied AS DECIMAL(18, 4)) AS amount_credited,
     CAST(m.kpi_credit_issued AS DECIMAL(18, 4)) AS amount_refunded,
     CAST(m.due AS DECIMAL(18, 4)) AS vendor_amount_due

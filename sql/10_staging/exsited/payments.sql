@@ -11,5 +11,13 @@ SELECT
     i.currency,
     CAST(NULL AS VARCHAR) AS method,
     CAST(i.last_payment_created_at AS TIMESTAMPTZ) AS processed_at
-FROM exsited.invoices AS i
+FROM (
+    -- One row per invoice. A full refresh (replace) that re-read an invoice changed while it
+    -- paged holds both copies; the newest wins (a merge keeps only the last one read).
+    SELECT * FROM exsited.invoices
+    QUALIFY row_number() OVER (
+        PARTITION BY id
+        ORDER BY last_updated_on DESC NULLS LAST, TRY_CAST(version AS BIGINT) DESC NULLS LAST
+    ) = 1
+) AS i
 WHERE i.last_payment_id IS NOT NULL;
