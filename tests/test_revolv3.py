@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import date, timedelta
@@ -12,14 +13,20 @@ import requests
 
 from pipelines import cli
 from pipelines.sandbox import environment
+from sources.common.fields import FieldError
 from sources.common.sandbox.ledger import DRAFT, OPEN, PAID, VOID
 from sources.common.sandbox.server import Faults
 from sources.revolv3 import VENDOR, settings
 from sources.revolv3 import emulator as emulator_module
 from sources.revolv3.emulator import TOKEN
-from sources.revolv3.helpers import _Bad, decode_json, parse_billing_date
+from sources.revolv3.helpers import parse_billing_date
 
 TODAY = date.today()
+
+
+def decode_json(text: str):
+    """The emulator's body with money as Decimal, as the source reads it."""
+    return json.loads(text, parse_float=Decimal)
 
 
 def _get(sb, path: str, token: str = TOKEN, **params) -> requests.Response:
@@ -58,7 +65,7 @@ def test_billing_date_formats(text: str, expected: date) -> None:
     "text", ["15-12-2024", "02-30-2024", "2024/12/15", "12-15-24", "22-Mai-26", "", None, 20241215]
 )
 def test_impossible_or_unknown_billing_dates_are_refused(text) -> None:
-    with pytest.raises(_Bad):
+    with pytest.raises(FieldError):
         parse_billing_date(text)
 
 
@@ -352,3 +359,156 @@ def test_a_page_that_is_not_an_array_is_a_clear_error(make_sandbox) -> None:
     result = sb.sync()
     assert not result.ok
     assert "malformed response from /api/Invoices: expected a JSON array" in result.describe()
+
+
+# -- incremental sync ------------------------------------------------------------------------
+
+
+def _state(sb) -> dict:
+    from pipelines.sync import pipeline_for
+
+    pipeline = pipeline_for("revolv3", sb.db)
+    return pipeline.state["sources"]["revolv3"]["resources"]["invoices"]
+
+
+def _v1_stamp(sb, inv) -> str:
+    rows = _get(sb, "/api/Invoices/v1", pageSize=100, orderBy="InvoiceId").json()
+    return next(r["lastUpdateDate"] for r in rows if str(r["invoiceId"]) == _number(inv))
+
+
+@pytest.mark.parametrize(
+    "change", ["pay", "partial", "fail", "void", "uncollectible", "refund", "finalize"]
+)
+def test_emulator_last_update_moves_on_every_change(make_sandbox, change: str) -> None:
+    sb = make_sandbox(VENDOR, invoices=60)
+    ledger = sb.ledger
+    status = {"refund": PAID, "finalize": DRAFT}.get(change, OPEN)
+    inv = sorted(ledger.find(status), key=lambda i: i.id)[0]
+    before = None if status == DRAFT else _v1_stamp(sb, inv)
+    {
+        "pay": lambda: ledger.pay(inv.id),
+        "partial": lambda: ledger.pay(inv.id, max(inv.amount_due // 3, 1)),
+        "fail": lambda: ledger.fail_payment(inv.id),
+        "void": lambda: ledger.void(inv.id),
+        "uncollectible": lambda: ledger.mark_uncollectible(inv.id),
+        "refund": lambda: ledger.refund(inv.id),
+        "finalize": lambda: ledger.finalize(inv.id),
+    }[change]()
+    after = _v1_stamp(sb, inv)
+    assert before is None or after > before
+    events = [t.processed_at for t in inv.transactions if t.processed_at]
+    assert after >= max([inv.updated_at, *events]).replace(tzinfo=None).isoformat()[:23]
+    day = after[:10]
+    changed = _get(sb, "/api/Invoices/v1", pageSize=100, lastUpdateStartDate=day).json()
+    assert _number(inv) in {str(r["invoiceId"]) for r in changed}
+
+
+def test_emulator_last_update_covers_events_of_invoices_born_mid_sync(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=5)
+    for status in (PAID, VOID, OPEN, "partial", "failed"):
+        [inv] = sb.ledger.create_invoices(1, status=status)
+        moments = [inv.updated_at, inv.voided_at, inv.paid_at, inv.finalized_at]
+        moments += [t.processed_at for t in inv.transactions]
+        latest = max(m for m in moments if m is not None)
+        assert _v1_stamp(sb, inv) == latest.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def test_incremental_sync_fetches_only_changed_invoices(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=120)
+    sb.sync_ok(page_size=10)
+    full = dict(sb.emulator.requests)
+    assert full["detail"] == len(_served(sb))
+    state = _state(sb)
+    assert state["window_start"] == (TODAY - timedelta(days=1)).isoformat()
+    to_pay, to_fail = sorted(sb.ledger.find(OPEN), key=lambda i: i.id)[:2]
+    sb.ledger.pay(to_pay.id, max(to_pay.amount_due // 2, 1))
+    sb.ledger.fail_payment(to_fail.id)
+    [to_refund] = sorted(sb.ledger.find(PAID), key=lambda i: i.id)[:1]
+    sb.ledger.refund(to_refund.id)
+    new = sb.ledger.create_invoices(2, status=OPEN)
+    sb.emulator.requests.clear()
+    result = sb.sync_ok(page_size=10)
+    assert sb.emulator.requests["detail"] == 5  # 3 changed + 2 new, nothing else
+    assert sb.emulator.requests.get("list", 0) == 0  # the classic list is not read
+    assert result.requests == sum(sb.emulator.requests.values())
+    assert result.counts.new == 2 and result.counts.changed == 3
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+    loaded = {r[0] for r in sb.query("SELECT invoice_id FROM billing.invoices")}
+    assert {_number(i) for i in new} <= loaded and loaded == {_number(i) for i in _served(sb)}
+    # the state keeps only invoices updated inside the next window, at the stamp loaded
+    state = _state(sb)
+    assert {_number(to_pay), _number(to_fail), _number(to_refund)} <= set(state["recent"])
+    assert state["recent"][_number(to_pay)] == _v1_stamp(sb, to_pay)
+    assert all(stamp[:10] >= state["window_start"] for stamp in state["recent"].values())
+    # nothing changed: the window is read, no detail is fetched
+    sb.emulator.requests.clear()
+    sb.sync_ok(page_size=10)
+    assert sb.emulator.requests.get("detail", 0) == 0
+
+
+def test_incremental_sync_costs_a_fraction_of_a_full_one(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=600)
+    full = sb.sync_ok().requests
+    sb.ledger.random_changes(6)
+    incremental = sb.sync_ok().requests
+    assert incremental <= 0.15 * full, (incremental, full)
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+
+
+def test_a_change_window_past_the_page_cap_is_split_by_day(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=60, max_page=2)
+    sb.sync_ok(page_size=5, max_pages=2)
+    opens = sorted(sb.ledger.find(OPEN), key=lambda i: i.id)
+    for day, inv in enumerate(opens[:12]):  # changes spread over four days, three a day
+        sb.ledger.now += timedelta(days=1) if day % 3 == 0 else timedelta(0)
+        sb.ledger.fail_payment(inv.id)
+    sb.emulator.requests.clear()
+    sb.sync_ok(page_size=5, max_pages=2)
+    assert sb.emulator.requests.get("list", 0) == 0
+    assert sb.emulator.requests["detail"] == 12
+    assert sb.emulator.requests["list_v1"] > 3  # several windows
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+    assert sb.summary_rows(TODAY + timedelta(days=30)) == sb.truth_summary(TODAY + timedelta(30))
+
+
+def test_one_day_of_changes_past_the_page_cap_falls_back_to_a_full_read(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=90, max_page=2)
+    sb.sync_ok(page_size=10, max_pages=2)
+    opens = sorted(sb.ledger.find(OPEN), key=lambda i: i.id)
+    assert len(opens) > 20
+    for inv in opens[:21]:  # one day of changes, more than 2 pages of 10
+        sb.ledger.fail_payment(inv.id)
+    sb.emulator.requests.clear()
+    sb.sync_ok(page_size=10, max_pages=2)
+    assert sb.emulator.requests["list"] > 0  # the classic list read everything
+    assert sb.emulator.requests["detail"] >= len(_served(sb))
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+
+
+def test_full_refresh_reads_the_classic_list_and_resets_the_state(make_sandbox) -> None:
+    sb = make_sandbox(VENDOR, invoices=30)
+    sb.sync_ok()
+    sb.ledger.pay(sorted(sb.ledger.find(OPEN), key=lambda i: i.id)[0].id)
+    sb.sync_ok()
+    sb.emulator.requests.clear()
+    assert sb.sync(full_refresh=True).ok
+    assert sb.emulator.requests["detail"] == len(_served(sb))
+    assert sb.emulator.requests["list"] >= 1
+    assert _state(sb)["window_start"] == (TODAY - timedelta(days=1)).isoformat()
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+
+
+def test_a_sync_that_fails_part_way_does_not_advance_the_state(make_sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "1")
+    sb = make_sandbox(VENDOR, invoices=30)
+    sb.sync_ok()
+    before = _state(sb)
+    paid = sorted(sb.ledger.find(OPEN), key=lambda i: i.id)[0]
+    sb.ledger.pay(paid.id)
+    sb.emulator.after_requests(2, lambda _: sb.emulator.faults.inject(*["drop"] * 5))
+    assert not sb.sync().ok
+    sb.emulator.faults.queued.clear()
+    assert _state(sb) == before
+    sb.sync_ok()
+    status = sb.query("SELECT status FROM billing.invoices WHERE invoice_id = ?", [_number(paid)])
+    assert status == [(PAID,)]

@@ -6,8 +6,9 @@ server that ignores `pageSize` and uses its own `default_page_size` (25 in the s
 `startDate`/`endDate` on the billing date; billing date descending then invoiceId ascending;
 `billingDate` in the vendor's several formats; money as decimal numbers in major units
 ("150.0000"); all seventeen statuses; the detail's `invoiceAttempts[]`; the v1 list with
-`lastUpdateStartDate`/`lastUpdateEndDate`, `orderBy` and the 1..`max_page` page cap; errors as
-`{"error", "message"}` (the 429 body is the vendor's).
+`lastUpdateStartDate`/`lastUpdateEndDate` (UTC days, inclusive), `orderBy`, the 1..`max_page`
+page cap and `lastUpdateDate` on each row, which moves with every change to the invoice
+(`last_update`); errors as `{"error", "message"}` (the 429 body is the vendor's).
 
 Revolv3 has no drafts: draft invoices of the ledger are not served. A credit from the
 customer's balance shows as a smaller subtotal (Revolv3 charges what is left).
@@ -106,6 +107,24 @@ def _attempt_date(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
+def last_update(inv: Invoice) -> datetime:
+    """When anything about the invoice last changed: its own stamp, every attempt, every event.
+
+    The ledger stamps `updated_at` on the changes it makes after the fact, but an invoice born
+    during a sync (paid, voided or failed at once) carries events later than that stamp. The
+    vendor's `lastUpdateDate` moves with every one of them, so it is the latest of all.
+    """
+    moments = [
+        inv.updated_at,
+        inv.finalized_at,
+        inv.paid_at,
+        inv.voided_at,
+        inv.uncollectible_at,
+        *(txn.processed_at for txn in inv.transactions),
+    ]
+    return max(moment for moment in moments if moment is not None)
+
+
 def _parse_filter_date(name: str, value: str) -> date:
     """startDate/endDate as ISO (YYYY-MM-DD) or as in the seed's example (MM-DD-YYYY)."""
     try:
@@ -171,13 +190,13 @@ class Revolv3Emulator(Emulator):
         start, end = request.arg("lastUpdateStartDate"), request.arg("lastUpdateEndDate")
         if start:
             since = _parse_filter_date("lastUpdateStartDate", start)
-            invoices = [inv for inv in invoices if inv.updated_at.date() >= since]
+            invoices = [inv for inv in invoices if last_update(inv).date() >= since]
         if end:
             until = _parse_filter_date("lastUpdateEndDate", end)
-            invoices = [inv for inv in invoices if inv.updated_at.date() <= until]
+            invoices = [inv for inv in invoices if last_update(inv).date() <= until]
         order = request.arg("orderBy") or "BillingDate"
         if order == "LastUpdateDate":
-            invoices = sorted(invoices, key=lambda inv: (inv.updated_at, _number(inv.id)))
+            invoices = sorted(invoices, key=lambda inv: (last_update(inv), _number(inv.id)))
         elif order == "InvoiceId":
             invoices = sorted(invoices, key=lambda inv: _number(inv.id))
         elif order != "BillingDate":
@@ -249,7 +268,7 @@ class Revolv3Emulator(Emulator):
         }
 
     def render_v1(self, inv: Invoice) -> dict[str, Any]:
-        return {**self.render(inv), "lastUpdateDate": _attempt_date(inv.updated_at)}
+        return {**self.render(inv), "lastUpdateDate": _attempt_date(last_update(inv))}
 
     @staticmethod
     def _attempts(inv: Invoice) -> list[Transaction]:

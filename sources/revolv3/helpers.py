@@ -6,15 +6,13 @@ vendor's examples show and nothing else, canonical statuses, clear errors naming
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sources.common.dates import DateParseError, parse_timestamp_utc
 from sources.common.errors import BadRecordError
-from sources.common.money import MoneyError, parse_decimal
+from sources.common.fields import FieldError, decimal_value, enum, utc_timestamp
 from sources.revolv3 import settings
 
 SOURCE = "revolv3"
@@ -42,14 +40,10 @@ _DATE_PATTERNS = (
 )
 
 
-class _Bad(ValueError):
-    """A field-level problem, wrapped into BadRecordError with the invoice id."""
-
-
 def parse_billing_date(value: Any) -> date:
     """A Revolv3 billing date in one of its documented formats; anything else is refused."""
     if not isinstance(value, str):
-        raise _Bad(f"billingDate is missing or not text: {value!r}")
+        raise FieldError(f"billingDate is missing or not text: {value!r}")
     text = value.strip()
     for pattern, parts in _DATE_PATTERNS:
         match = pattern.fullmatch(text)
@@ -57,54 +51,27 @@ def parse_billing_date(value: Any) -> date:
             try:
                 return date(*parts(*match.groups()))
             except ValueError:
-                raise _Bad(f"billingDate {value!r} is not a real date") from None
-    raise _Bad(
+                raise FieldError(f"billingDate {value!r} is not a real date") from None
+    raise FieldError(
         f"billingDate {value!r} fits none of the documented formats "
         "(MM-DD-YYYY, M/D/YYYY, DD-Mon-YY, YYYY-MM-DD)"
     )
-
-
-def decode_json(text: str) -> Any:
-    """JSON with every non-integer number as an exact Decimal."""
-    return json.loads(text, parse_float=Decimal)
-
-
-def _money(value: Any, field: str) -> Decimal:
-    try:
-        return parse_decimal(value)
-    except MoneyError as err:
-        raise _Bad(f"{field}: {err}") from None
-
-
-def _enum(value: Any, allowed: frozenset[str], field: str) -> str:
-    if value not in allowed:
-        raise _Bad(f"unknown {field} {value!r} (known: {', '.join(sorted(allowed))})")
-    return value
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _timestamp(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp_utc(value)
-    except DateParseError as err:
-        raise _Bad(f"{field}: {err}") from None
-
-
 def _attempt(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("invoiceAttemptId") is None:
-        raise _Bad(f"an invoice attempt without an id: {str(raw)[:120]}")
-    status = _enum(raw.get("invoiceAttemptStatus"), settings.ATTEMPT_STATUSES, "attempt status")
+        raise FieldError(f"an invoice attempt without an id: {str(raw)[:120]}")
+    status = enum(raw.get("invoiceAttemptStatus"), settings.ATTEMPT_STATUSES, "attempt status")
     return {
         "invoice_attempt_id": int(raw["invoiceAttemptId"]),
-        "amount": _money(raw.get("amount"), "invoiceAttempts.amount"),
+        "amount": decimal_value(raw.get("amount"), "invoiceAttempts.amount", required=True),
         "invoice_attempt_status": status,
         "kind": "refund" if status in settings.REFUND_ATTEMPT_STATUSES else "payment",
-        "invoice_attempt_date": _timestamp(raw.get("invoiceAttemptDate"), "invoiceAttemptDate"),
+        "invoice_attempt_date": utc_timestamp(raw.get("invoiceAttemptDate"), "invoiceAttemptDate"),
         "payment_processor": _text(raw.get("paymentProcessor")),
         "processor_transaction_id": _text(raw.get("processorTransactionId")),
         "response_code": _text(raw.get("responseCode")),
@@ -145,14 +112,14 @@ def invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) -
     invoice_id = raw.get("invoiceId") if isinstance(raw, dict) else None
     try:
         return _invoice_record(raw, detail, currency)
-    except (_Bad, KeyError, TypeError, AttributeError, ValueError) as err:
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise BadRecordError(SOURCE, invoice_id, str(err)) from None
 
 
 def _invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) -> dict[str, Any]:
     attempts_raw = detail.get("invoiceAttempts")
     if attempts_raw is not None and not isinstance(attempts_raw, list):
-        raise _Bad(f"invoiceAttempts is not a list: {attempts_raw!r:.120}")
+        raise FieldError(f"invoiceAttempts is not a list: {attempts_raw!r:.120}")
     attempts = [_attempt(a) for a in attempts_raw or []]
     received, refunded = _money_in(attempts)
     return {
@@ -165,11 +132,11 @@ def _invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) 
         "merchant_legal_name": raw.get("merchantLegalName"),
         "bin_number": _text(raw.get("binNumber")),
         "last4_digit": _text(raw.get("last4Digit")),
-        "invoice_status": _enum(raw.get("invoiceStatus"), settings.INVOICE_STATUSES, "status"),
+        "invoice_status": enum(raw.get("invoiceStatus"), settings.INVOICE_STATUSES, "status"),
         "currency": currency,
-        "subtotal": _money(raw.get("subtotal"), "subtotal"),
-        "tax": _money(raw.get("tax"), "tax"),
-        "total": _money(raw.get("total"), "total"),
+        "subtotal": decimal_value(raw.get("subtotal"), "subtotal", required=True),
+        "tax": decimal_value(raw.get("tax"), "tax", required=True),
+        "total": decimal_value(raw.get("total"), "total", required=True),
         "billing_date": parse_billing_date(raw.get("billingDate")),
         "billing_date_text": raw.get("billingDate"),
         # Derived from the detail's attempts: Revolv3 sends no amount paid or due.

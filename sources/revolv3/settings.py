@@ -1,6 +1,18 @@
 """Revolv3's documented values (vendor notes §3 and the seed document), in one place."""
 
 INVOICES_PATH = "/api/Invoices"  # the list; `/api/Invoices/{id}` is the detail
+# The newer list with the incremental filter `lastUpdateStartDate`/`lastUpdateEndDate` (UTC
+# days, both inclusive), `orderBy` and rows that carry `lastUpdateDate`.
+CHANGES_PATH = "/api/Invoices/v1"
+# We read changes in invoice id order: ids never change, so an invoice that changes while we
+# page can only join the window (rows shift down and are met twice), never shift one past us.
+CHANGES_ORDER = "InvoiceId"
+# How many days before the high-water mark the next incremental window starts (the filter
+# has day resolution; the overlap absorbs clock skew, equal stamps and changes made mid-sync).
+OVERLAP_DAYS = 1
+# A window split after page-cap overflows, re-read this many times at most when invoices keep
+# leaving it while we page (each re-read only happens if something changed mid-read).
+MAX_WINDOW_READS = 20
 TOKEN_HEADER = "x-revolv3-token"
 
 # The vendor binds camelCase `page` (1-based) and `pageSize` (max 100, default 100). The seed's
