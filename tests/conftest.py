@@ -116,3 +116,8 @@ def make_sandbox(tmp_path: Path) -> Iterator:
     yield make
     for server in servers:
         server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The property tests take minutes each: start them first so the workers share them."""
+    items.sort(key=lambda item: "test_properties" not in item.nodeid)
