@@ -9,6 +9,7 @@ dlt's default insert statements are far slower on nested invoices.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, compare, invoice_fingerprints, record_run
+from pipelines.tuning import register_defaults
 from pipelines.views import build_views
 from sources.common.errors import SyncError
 from sources.common.http import counting_requests, http_failure
@@ -57,6 +59,7 @@ class SourceResult:
 
 
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
+    register_defaults()
     db = Path(db_path).resolve()
     return dlt.pipeline(
         pipeline_name=f"invoice_sync_{vendor}",
@@ -64,6 +67,37 @@ def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
         dataset_name=vendor,
         pipelines_dir=str(db.parent / f".{db.name}.dlt"),
     )
+
+
+def load_pending(pipeline: dlt.Pipeline) -> None:
+    """Load what a sync stopped part-way left extracted or normalised, before reading again.
+
+    dlt's `run` would do it, but it first compares state with the destination; when the
+    stopped sync was the first one, the dataset does not exist yet, and dlt takes that for a
+    deleted warehouse and discards the working folder, with the invoices already fetched
+    (Press serves some of them only once). So a first sync's leftovers are loaded directly.
+    """
+    if pipeline.first_run:
+        pipeline.normalize()
+        pipeline.load()
+    else:
+        pipeline.run(loader_file_format="parquet")
+
+
+def normalize_workers(pipeline: dlt.Pipeline) -> int:
+    """How many normaliser processes to start: dlt's `normalize.workers` (1 unless set), but
+    no more than the extracted files of the largest table, so a small sync never forks.
+
+    A second worker makes a 20,000-invoice sync ~15% faster on two cores and costs ~80 MB of
+    memory; extraction starts a new file every 2,500 invoices for them to share
+    (`pipelines/tuning.py`).
+    """
+    wanted = int(dlt.config.get("normalize.workers") or 1)
+    files: Counter[str] = Counter()
+    for load_id in pipeline.list_extracted_load_packages():
+        for job in pipeline.get_load_package_info(load_id).jobs["new_jobs"]:
+            files[job.job_file_info.table_name] += 1
+    return max(1, min(wanted, max(files.values(), default=1)))
 
 
 def configured_value(vendor: str, key: str) -> Any:
@@ -142,17 +176,19 @@ def sync_vendor(
         with counting_requests(vendor.name) as requests_made:
             try:
                 if pipeline.has_pending_data:
-                    # A sync that was stopped part-way left extracted or normalised data:
-                    # load it first (dlt's `run` would load it and extract nothing new).
-                    pipeline.run(loader_file_format="parquet")
-                pipeline.run(
+                    load_pending(pipeline)
+                # dlt's `run`, step by step, to size the normaliser pool to what was extracted.
+                if pipeline.config.restore_from_destination:
+                    pipeline.sync_destination()
+                pipeline.extract(
                     source,
                     loader_file_format="parquet",
                     write_disposition="replace" if full_refresh else None,
                 )
             finally:
                 result.requests = requests_made()
-        normalize = pipeline.last_trace.last_normalize_info
+            normalize = pipeline.normalize(workers=normalize_workers(pipeline))
+            pipeline.load()
         if normalize is not None:
             result.rows = {
                 table: count

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import performance  # noqa: E402 - a script folder, not a package
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -33,8 +38,21 @@ def test_request_benchmark_reports_every_asked_vendor() -> None:
 
 
 def test_performance_benchmark_measures_all_three() -> None:
-    run = _run("benchmarks/performance.py", "--invoices", "150", "--vendor", "meteroid")
+    run = _run(
+        "benchmarks/performance.py",
+        "--invoices",
+        "150",
+        "--vendor",
+        "meteroid",
+        "--rate-limit",
+        "--rate-invoices",
+        "900",
+    )
     assert run.returncode == 0, run.stderr
+    rates = [line for line in run.stdout.splitlines() if "of 25/s" in line]
+    assert len(rates) == 2 and "paced at 25/s" in rates[0] and "unpaced" in rates[1]
+    assert rates[0].startswith("  meteroid (paced at 25/s): 10 requests")
+    assert rates[0].endswith(", 0 answered 429")
     for label in (
         "1. floor",
         "2. dlt rest_api_source",
@@ -43,3 +61,16 @@ def test_performance_benchmark_measures_all_three() -> None:
         "views over the result",
     ):
         assert label in run.stdout
+
+
+def test_memory_is_sampled_across_the_process_tree() -> None:
+    here = performance._tree_pss_mb(os.getpid())
+    assert 10 < here < 4000
+    hog = "import time; x = b'x' * 200_000_000; time.sleep(3)"  # a 200 MB worker
+    child = subprocess.Popen([sys.executable, "-c", hog])
+    try:
+        time.sleep(1.5)
+        assert performance._tree_pss_mb(os.getpid()) > here + 150
+    finally:
+        child.kill()
+        child.wait()

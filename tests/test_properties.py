@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 
 from pipelines.registry import VENDORS
 from tests.scenarios import run_scenario, scenarios
@@ -46,6 +46,10 @@ def test_warehouse_always_ends_equal_to_the_truth(vendor_name: str) -> None:
     vendor = VENDORS[vendor_name]
 
     @given(steps=scenarios)
+    # The very first sync stopped part-way, then an invoice leaves Press's snapshot: dlt would
+    # have discarded the fetched data when the dataset did not exist yet (found by this test).
+    @example(steps=[("killed_sync", "extract", 1), ("uncollectible", 0)])
+    @example(steps=[("killed_sync", "normalize", 1), ("void", 0)])
     def check(steps: list[tuple]) -> None:
         run_scenario(vendor, steps, source_options=SOURCE_OPTIONS[vendor_name])
 

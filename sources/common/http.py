@@ -9,8 +9,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from dlt.sources.helpers.requests import Client
@@ -40,6 +41,25 @@ class Pacer:
             self._next = start + self.interval
         if start > now:
             time.sleep(start - now)
+
+
+T = TypeVar("T")
+_END: Any = object()
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, each next one fetched in a background thread while the caller
+    works on the current one.
+
+    Made for sequential paging: the request for page k+1 is sent after page k has arrived,
+    just as without read-ahead, so paging keeps its order guarantees; only the caller's work
+    on page k overlaps the wait for page k+1. A caller that stops early costs one request.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        upcoming = pool.submit(next, items, _END)
+        while (item := upcoming.result()) is not _END:
+            upcoming = pool.submit(next, items, _END)
+            yield item
 
 
 def _instrument(session: requests.Session, pacer: Pacer | None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,12 +24,12 @@ from requests import PreparedRequest, Response
 
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
-from sources.common.http import make_rest_client
+from sources.common.http import make_rest_client, read_ahead
 from sources.common.vendor import Vendor
 from sources.exsited import settings
 from sources.exsited.emulator import make_emulator
 from sources.exsited.helpers import SOURCE, error_message, invoice_record
-from sources.exsited.incremental import Page, ScopeSync
+from sources.exsited.incremental import Page, Reader, ScopeSync
 
 MONEY = decimal()
 
@@ -239,26 +239,31 @@ def exsited_source(
     )
     sequence = itertools.count(1)
 
-    def reader(path: str, wrapper: str | None) -> Callable[[str, str], Iterator[Page]]:
-        def read(order_by: str, direction: str) -> Iterator[Page]:
+    def reader(path: str, wrapper: str | None) -> Reader:
+        def read(order_by: str, direction: str, whole: bool) -> Iterator[Page]:
             paginator = ExsitedPaginator(limit, wrapper)
-            for page in client.paginate(
-                path,
-                params={"order_by": order_by, "direction": direction},
-                paginator=paginator,
-                data_selector=f"{wrapper}.invoices" if wrapper else "invoices",
-                hooks={"response": list(HOOKS["response"])},
-            ):
+
+            def raw_pages() -> Iterator[tuple[list[Any], int]]:
+                for page in client.paginate(
+                    path,
+                    params={"order_by": order_by, "direction": direction},
+                    paginator=paginator,
+                    data_selector=f"{wrapper}.invoices" if wrapper else "invoices",
+                    hooks={"response": list(HOOKS["response"])},
+                ):
+                    yield page, paginator.records  # the list's size as this page saw it
+
+            # Reading the whole list, the next page is fetched while this one is converted.
+            pages = read_ahead(raw_pages()) if whole else raw_pages()
+            for page, total in pages:
                 records = [invoice_record(raw) for raw in page]
                 for record in records:  # the merge keeps the copy read last (dedup_sort)
                     record["read_seq"] = next(sequence)
-                yield Page(records, paginator.records)
+                yield Page(records, total)
 
         return read
 
-    def scope(
-        read: Callable[[str, str], Iterator[Page]], state: dict[str, Any], full: bool
-    ) -> ScopeSync:
+    def scope(read: Reader, state: dict[str, Any], full: bool) -> ScopeSync:
         return ScopeSync(
             read,
             state,

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -233,8 +234,7 @@ class ExsitedEmulator(Emulator):
     # -- routes --------------------------------------------------------------------------
 
     def list_invoices(self, request: Request) -> Response:
-        invoices = self.ledger.snapshot()
-        invoices, page = self._page(request, invoices, "/api/v3/invoices")
+        invoices, page = self._page(request, self.ledger.snapshot, "/api/v3/invoices")
         return Response.json(
             200, {"invoices": [self.render(inv) for inv in invoices], "pagination": page}
         )
@@ -244,7 +244,11 @@ class ExsitedEmulator(Emulator):
         if not invoices and all(c.id != account_id for c in self.ledger.customers):
             return self.error_body(404, f"Account {account_id} not found")
         path = f"/api/v3/accounts/{account_id}/invoices"
-        rows, page = self._page(request, invoices, path)
+        rows, page = self._page(
+            request,
+            lambda: [inv for inv in self.ledger.snapshot() if inv.customer.id == account_id],
+            path,
+        )
         rendered = [self.render(inv, in_account=True) for inv in rows]
         return Response.json(200, {"account": {"invoices": rendered, "pagination": page}})
 
@@ -252,7 +256,11 @@ class ExsitedEmulator(Emulator):
         invoices = [inv for inv in self.ledger.snapshot() if self._order_id(inv) == order_id]
         if not invoices:
             return self.error_body(404, f"Order {order_id} not found")
-        rows, page = self._page(request, invoices, f"/api/v3/orders/{order_id}/invoices")
+        rows, page = self._page(
+            request,
+            lambda: [inv for inv in self.ledger.snapshot() if self._order_id(inv) == order_id],
+            f"/api/v3/orders/{order_id}/invoices",
+        )
         rendered = [self.render(inv) for inv in rows]
         return Response.json(200, {"order": {"invoices": rendered, "pagination": page}})
 
@@ -296,11 +304,16 @@ class ExsitedEmulator(Emulator):
         return next((inv for inv in self.ledger.snapshot() if inv.number == invoice_id), None)
 
     def _page(
-        self, request: Request, invoices: list[Invoice], path: str
+        self, request: Request, select: Callable[[], list[Invoice]], path: str
     ) -> tuple[list[Invoice], dict[str, Any]]:
+        """One page of the invoices `select` picks (read again only after the ledger changed)."""
         limit = int_arg(request, "limit", DEFAULT_LIMIT, 1)
         offset = int_arg(request, "offset", 0, 0)
-        ordered = self._ordered(invoices, request.arg("order_by"), request.arg("direction"))
+        order_by, direction = request.arg("order_by"), request.arg("direction")
+        ordered = self.ledger.memo(
+            ("exsited list", path, order_by, direction),
+            lambda: self._ordered(select(), order_by, direction),
+        )
         total = len(ordered)
 
         def link(at: int) -> str | None:

@@ -62,8 +62,9 @@ class Outcome:
     read: int = 0
 
 
-# read(order_by, direction) pages through the scope's list in that order.
-Reader = Callable[[str, str], Iterator[Page]]
+# read(order_by, direction, whole) pages through the scope's list in that order; `whole` says
+# every page will be read (the reader may then fetch the next page while one is processed).
+Reader = Callable[[str, str, bool], Iterator[Page]]
 
 
 class ScopeSync:
@@ -136,7 +137,7 @@ class ScopeSync:
         outcome = Outcome()
         oldest: datetime | None = None  # the oldest stamp read so far in this pass
         read: set[str] = set()
-        for page in self.read(*self.order):
+        for page in self.read(*self.order, bound is None):
             if outcome.head is None:
                 outcome.head = Head.of(page)
                 if expect is not None and outcome.head == expect:
@@ -173,7 +174,7 @@ class ScopeSync:
         """The old strategy, for an API that does not sort by last_updated_on: every page,
         oldest created first (an immutable key: invoices created mid-sync land at the end)."""
         total = 0
-        for page in self.read(*self.fallback_order):
+        for page in self.read(*self.fallback_order, True):
             total = page.total
             fresh = self._fresh(page.records)
             if fresh:

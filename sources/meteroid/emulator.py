@@ -131,8 +131,13 @@ class MeteroidEmulator(Emulator):
         page = int_arg(request, "page", 0, 0)
         per_page = int_arg(request, "per_page", None, 1, 100)
         served_size, reported_size = (per_page, per_page) if per_page else (25, 10)  # vendor bug
-        invoices = self._filtered(request)
-        invoices = self._ordered(invoices, request.arg("order_by") or "created_at.desc")
+        query = tuple(sorted((k, tuple(v)) for k, v in request.query.items() if "page" not in k))
+        invoices = self.ledger.memo(
+            ("meteroid list", query),
+            lambda: self._ordered(
+                self._filtered(request), request.arg("order_by") or "created_at.desc"
+            ),
+        )
         rows = invoices[page * served_size : (page + 1) * served_size]
         return Response.json(
             200,

@@ -141,6 +141,7 @@ class Emulator:
         self.ledger = ledger
         self.faults = faults or Faults()
         self.requests = Counter()  # route name -> requests answered (any status)
+        self.admitted_at: list[float] = []  # monotonic times of requests the rate limit let in
         self._routes: list[tuple[str, re.Pattern, str, Handler]] = []
         self._scheduled: list[tuple[int, Callable[[Ledger], Any]]] = []
         self._lock = threading.Lock()
@@ -195,6 +196,8 @@ class Emulator:
             response = self.error_body(429, "Too many requests, slow down")
             response.headers["Retry-After"] = str(wait)
             return response
+        with self._lock:
+            self.admitted_at.append(time.monotonic())
         fault = self.faults.next_fault()
         if fault is not None:
             self._count(f"fault_{fault}")

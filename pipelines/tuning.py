@@ -1,0 +1,52 @@
+"""dlt settings tuned for syncing nested invoices into a local DuckDB file.
+
+They are registered as dlt's last configuration provider, so anything a user sets in
+`.dlt/config.toml` or the environment (`DATA_WRITER__BUFFER_MAX_ITEMS=...`) still wins, and
+they apply wherever `invoice-sync` runs, not only beside this repository's `.dlt/` folder.
+Measured with `benchmarks/performance.py` (README, "Performance"):
+
+- dlt gzips its intermediate files by default; ours live a few seconds on local disk, so
+  compression only costs time (a fifth of a 20,000-invoice Meteroid sync).
+- dlt buffers 5,000 items per table before writing; one invoice item carries ~20 nested rows,
+  so extraction buffers 500. Normalised rows are small: they are written 5,000 to a parquet
+  row group, and a new file starts every 250,000 rows, because a parquet writer keeps every
+  row group's metadata until the file closes: with small groups in one endless file, memory
+  grew with the number of invoices.
+- dlt normalises in one process unless `normalize.workers` is set; turning nested invoices
+  into rows is most of a sync's CPU time. Extraction starts a new file every 2,500 invoices
+  so that workers, when a user sets them, can share a big sync (`normalize_workers` in
+  `pipelines/sync.py`).
+- DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
+  The load needs far less: 128 MB and two files at a time keep a 200,000-invoice sync under
+  400 MB, and DuckDB spills to disk beyond its limit instead of growing with the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dlt
+from dlt.common.configuration.providers import CustomLoaderDocProvider
+
+PROVIDER_NAME = "invoice-sync defaults"
+
+DEFAULTS: dict[str, Any] = {
+    "data_writer": {"disable_compression": True},
+    # extraction: invoice items with their nested lists
+    "sources": {"data_writer": {"buffer_max_items": 500, "file_max_items": 2500}},
+    # normalisation: flat rows, written as parquet row groups of 5,000, files of 250,000
+    "normalize": {"data_writer": {"buffer_max_items": 5000, "file_max_items": 250_000}},
+    "load": {"workers": 2},
+    "destination": {
+        "duckdb": {"credentials": {"global_config": {"memory_limit": "128MB"}}},
+    },
+}
+
+
+def register_defaults() -> None:
+    """Make DEFAULTS the fallback for every dlt setting they name (once per process)."""
+    if any(p.name == PROVIDER_NAME for p in dlt.config.config_providers):
+        return
+    dlt.config.register_provider(
+        CustomLoaderDocProvider(PROVIDER_NAME, lambda: DEFAULTS, supports_secrets=False)
+    )

@@ -1,0 +1,126 @@
+"""Speed: dlt defaults we change, normaliser workers, read-ahead paging, sandbox caching."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dlt
+import pytest
+
+import pipelines.sync
+from pipelines.tuning import PROVIDER_NAME, register_defaults
+from sources.common.http import read_ahead
+from sources.exsited import VENDOR as EXSITED
+from sources.meteroid import VENDOR as METEROID
+
+TODAY = datetime.now(UTC).date()
+
+
+def test_defaults_apply_but_user_settings_win(monkeypatch) -> None:
+    register_defaults()
+    register_defaults()  # once per process, however often called
+    assert [p.name for p in dlt.config.config_providers].count(PROVIDER_NAME) == 1
+    assert dlt.config.get("data_writer.disable_compression") is True
+    assert dlt.config.get("sources.data_writer.buffer_max_items") == 500
+    monkeypatch.setenv("SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS", "42")
+    assert dlt.config.get("sources.data_writer.buffer_max_items", int) == 42
+
+
+def test_duckdb_memory_is_capped(make_sandbox) -> None:
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    pipeline = pipelines.sync.pipeline_for("meteroid", sb.db)
+    with pipeline.sql_client() as client:
+        [(limit,)] = client.execute_sql("SELECT current_setting('memory_limit')")
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 200
+
+
+def test_read_ahead_keeps_requests_in_order_and_overlaps_the_work() -> None:
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def log(event: str) -> None:
+        with lock:
+            events.append(event)
+
+    def pages() -> Iterator[int]:
+        for page in range(4):
+            log(f"request {page}")
+            yield page
+
+    for page in read_ahead(pages()):
+        log(f"work {page}")
+    requests = [e for e in events if e.startswith("request")]
+    assert requests == [f"request {n}" for n in range(4)]
+    for page in range(1, 4):  # a page is asked for only once the one before has arrived
+        assert events.index(f"request {page}") > events.index(f"request {page - 1}")
+        assert events.index(f"request {page}") < events.index(f"work {page}")
+
+
+def test_read_ahead_passes_errors_on() -> None:
+    def pages() -> Iterator[int]:
+        yield 1
+        raise ValueError("page 2 is malformed")
+
+    got = []
+    with pytest.raises(ValueError, match="page 2"):
+        for page in read_ahead(pages()):
+            got.append(page)
+    assert got == [1]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "options"),
+    [(METEROID, {"per_page": 10}), (EXSITED, {"limit": 10})],
+    ids=["meteroid", "exsited"],
+)
+def test_normaliser_workers_load_what_one_process_loads(
+    make_sandbox, monkeypatch, vendor, options
+) -> None:
+    """With `normalize.workers` set and several extracted files, dlt's worker pool normalises
+    them; the warehouse must be the same as the ground truth."""
+    chosen: list[int] = []
+    original = pipelines.sync.normalize_workers
+
+    def spy(pipeline: dlt.Pipeline) -> int:
+        chosen.append(original(pipeline))
+        return chosen[-1]
+
+    monkeypatch.setattr(pipelines.sync, "normalize_workers", spy)
+    monkeypatch.setenv("NORMALIZE__WORKERS", "2")
+    monkeypatch.setenv("SOURCES__DATA_WRITER__FILE_MAX_ITEMS", "20")
+    sb = make_sandbox(vendor, invoices=90)
+    sb.sync_ok(**options)  # pages of 10 invoices, a new extracted file every 20
+    assert chosen == [2]
+    assert sb.query("SELECT count(*) FROM billing.invoices")[0][0] == 90
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+    assert sb.aging_rows(TODAY) == sb.truth_aging(TODAY)
+
+
+def test_a_small_sync_stays_in_one_process(make_sandbox, monkeypatch) -> None:
+    chosen: list[int] = []
+    original = pipelines.sync.normalize_workers
+    monkeypatch.setattr(
+        pipelines.sync, "normalize_workers", lambda p: chosen.append(original(p)) or chosen[-1]
+    )
+    monkeypatch.setenv("NORMALIZE__WORKERS", "4")
+    sb = make_sandbox(METEROID, invoices=30)
+    sb.sync_ok()
+    assert chosen == [1]  # one extracted file: forking workers would only cost time
+
+
+def test_sandbox_lists_are_sorted_again_only_after_a_change() -> None:
+    ledger = METEROID.make_ledger(seed=3, invoices=20)
+    computed: list[int] = []
+
+    def ordered() -> list[str]:
+        computed.append(1)
+        return sorted(inv.id for inv in ledger.snapshot())
+
+    assert ledger.memo("ids", ordered) == ledger.memo("ids", ordered)
+    assert len(computed) == 1
+    ledger.create_invoices(2)
+    assert len(ledger.memo("ids", ordered)) == 22
+    assert len(computed) == 2
