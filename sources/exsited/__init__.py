@@ -1,8 +1,9 @@
 """Exsited invoices: OAuth2 client credentials, offset pagination, merge on the invoice id.
 
-Nested lists become dlt child tables: `invoices__lines` (each line with its tax object
-flattened onto it) and `invoices__custom_attributes`. A changed invoice replaces its child
-rows (merge, delete-insert). Syncs are incremental (`incremental.py`): newest-changed first,
+Nested lists become dlt nested tables: `invoices__lines` (each line with its tax object
+flattened onto it) and `invoices__custom_attributes`, handed to dlt as arrow tables
+(`sources/common/tables.py`). A changed invoice replaces its child rows (merge,
+delete-insert). Syncs are incremental (`incremental.py`): newest-changed first,
 down to the last sync's high-water mark, kept in the resource state. With `accounts` set,
 only those accounts' invoices are read, through the account endpoint, each with its own state.
 """
@@ -25,6 +26,7 @@ from requests import PreparedRequest, Response
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
 from sources.common.http import make_rest_client, read_ahead
+from sources.common.tables import NestedTables, TableBatch, batched
 from sources.common.vendor import Vendor
 from sources.exsited import settings
 from sources.exsited.emulator import make_emulator
@@ -75,30 +77,29 @@ INVOICE_COLUMNS = columns(
     last_updated_on=timestamp(),
     version=text(),
 )
-NESTED_HINTS: dict[Any, Any] = {
-    "lines": {
-        "columns": columns(
-            line_id=text(),
-            line_number=bigint(),
-            item_id=text(),
-            item_uuid=text(),
-            item_name=text(),
-            quantity=decimal(),
-            uom=text(),
-            subtotal=MONEY,
-            total=MONEY,
-            tax_amount=MONEY,
-            tax_code=text(),
-            tax_rate_percent=decimal(),
-            tax_uuid=text(),
-            sales_revenue_code=text(),
-            charging_start_date=day(),
-            charging_end_date=day(),
-            version=text(),
-        )
-    },
-    "custom_attributes": {"columns": columns(name=text(), value=text())},
+NESTED_COLUMNS: dict[Any, Any] = {
+    "lines": columns(
+        line_id=text(),
+        line_number=bigint(),
+        item_id=text(),
+        item_uuid=text(),
+        item_name=text(),
+        quantity=decimal(),
+        uom=text(),
+        subtotal=MONEY,
+        total=MONEY,
+        tax_amount=MONEY,
+        tax_code=text(),
+        tax_rate_percent=decimal(),
+        tax_uuid=text(),
+        sales_revenue_code=text(),
+        charging_start_date=day(),
+        charging_end_date=day(),
+        version=text(),
+    ),
+    "custom_attributes": columns(name=text(), value=text()),
 }
+TABLES = NestedTables(SOURCE, "invoices", INVOICE_COLUMNS, NESTED_COLUMNS)
 
 
 class ExsitedOAuth2(OAuth2ClientCredentials):
@@ -274,14 +275,17 @@ def exsited_source(
             fallback_order=(settings.FALLBACK_ORDER_BY, settings.FALLBACK_DIRECTION),
         )
 
+    def as_tables(sync: ScopeSync) -> Iterator[TableBatch]:
+        return batched(TABLES.arrow(page) for page in sync.invoices())
+
     @dlt.resource(
         name="invoices",
         primary_key="id",
         write_disposition="merge",
-        columns=INVOICE_COLUMNS,
-        nested_hints=NESTED_HINTS,
+        columns=TABLES.root_columns,
     )
-    def invoices() -> Iterator[list[dict[str, Any]]]:
+    def invoices() -> Iterator[TableBatch]:
+        TABLES.declare(dlt.current.resource())
         state = dlt.current.resource_state()
         # A full refresh replaces the table: every scope's mark (tenant and every account's,
         # not only those read now) describes rows that are gone.
@@ -290,16 +294,16 @@ def exsited_source(
             state.clear()
         if not accounts:
             tenant = state.setdefault("tenant", {})
-            yield from scope(reader(settings.INVOICES_PATH, None), tenant, full).invoices()
+            yield from as_tables(scope(reader(settings.INVOICES_PATH, None), tenant, full))
             return
         per_account = state.setdefault("accounts", {})
         for account_id in accounts:
             path = settings.ACCOUNT_INVOICES_PATH.format(account_id=account_id)
             account = per_account.setdefault(account_id, {})
-            yield from scope(reader(path, "account"), account, full).invoices()
+            yield from as_tables(scope(reader(path, "account"), account, full))
             account["synced_at"] = pendulum.now("UTC").isoformat()
 
-    return invoices
+    return invoices.add_yield_map(TABLES.items)
 
 
 VENDOR = Vendor(
