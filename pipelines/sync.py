@@ -23,7 +23,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, compare, invoice_fingerprints, record_run
-from pipelines.tuning import register_defaults
+from pipelines.tuning import register_defaults, release_freed_memory
 from pipelines.views import build_views
 from sources.common.errors import SyncError
 from sources.common.http import counting_requests, http_failure
@@ -188,6 +188,7 @@ def sync_vendor(
             finally:
                 result.requests = requests_made()
             normalize = pipeline.normalize(workers=normalize_workers(pipeline))
+            release_freed_memory()
             pipeline.load()
         if normalize is not None:
             result.rows = {

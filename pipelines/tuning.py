@@ -29,9 +29,13 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 from typing import Any
 
 import dlt
+import pyarrow
 from dlt.common.configuration.providers import CustomLoaderDocProvider
 
 PROVIDER_NAME = "invoice-sync defaults"
@@ -62,3 +66,15 @@ def register_defaults() -> None:
     dlt.config.register_provider(
         CustomLoaderDocProvider(PROVIDER_NAME, lambda: DEFAULTS, supports_secrets=False)
     )
+
+
+def release_freed_memory() -> None:
+    """Hand memory that extraction freed back to the system before DuckDB loads.
+
+    Python's allocator, glibc's and arrow's keep freed memory for reuse; DuckDB allocates its
+    own, so what they keep would add to the load's peak (about 70 MB at 20,000 invoices).
+    """
+    gc.collect()
+    pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(AttributeError, OSError):  # glibc only; elsewhere nothing to call
+        ctypes.CDLL(None).malloc_trim(0)

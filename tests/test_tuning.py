@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pytest
 
 import pipelines.sync
 from pipelines.tuning import PROVIDER_NAME, register_defaults
-from sources.common.http import read_ahead
+from sources.common.http import READ_AHEAD_SWITCH_INTERVAL, read_ahead
 from sources.meteroid import VENDOR as METEROID
 from sources.revolv3 import VENDOR as REVOLV3
 from sources.sequence import VENDOR as SEQUENCE
@@ -38,6 +39,22 @@ def test_duckdb_memory_is_capped(make_sandbox) -> None:
     assert limit.endswith("MiB") and float(limit.split()[0]) < 200
 
 
+def test_freed_memory_is_released_before_the_load(make_sandbox, monkeypatch) -> None:
+    steps: list[str] = []
+    release = pipelines.sync.release_freed_memory
+    monkeypatch.setattr(
+        pipelines.sync, "release_freed_memory", lambda: steps.append("release") or release()
+    )
+    load = dlt.Pipeline.load
+    monkeypatch.setattr(
+        dlt.Pipeline, "load", lambda self, *a, **k: steps.append("load") or load(self, *a, **k)
+    )
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    assert steps == ["release", "load"]
+    assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
+
+
 def test_read_ahead_keeps_requests_in_order_and_overlaps_the_work() -> None:
     events: list[str] = []
     lock = threading.Lock()
@@ -58,6 +75,13 @@ def test_read_ahead_keeps_requests_in_order_and_overlaps_the_work() -> None:
     for page in range(1, 4):  # a page is asked for only once the one before has arrived
         assert events.index(f"request {page}") > events.index(f"request {page - 1}")
         assert events.index(f"request {page}") < events.index(f"work {page}")
+
+
+def test_read_ahead_switches_threads_often_while_it_runs() -> None:
+    before = sys.getswitchinterval()
+    seen = [sys.getswitchinterval() for _ in read_ahead(iter(range(2)))]
+    assert seen == [READ_AHEAD_SWITCH_INTERVAL] * 2
+    assert sys.getswitchinterval() == before
 
 
 def test_read_ahead_passes_errors_on() -> None:

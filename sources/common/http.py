@@ -5,6 +5,7 @@ back-off come from dlt's runtime configuration (`[runtime]` in `.dlt/config.toml
 `RUNTIME__REQUEST_MAX_ATTEMPTS` and friends), so users tune them the dlt way.
 """
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -47,6 +48,9 @@ T = TypeVar("T")
 _END: Any = object()
 
 
+READ_AHEAD_SWITCH_INTERVAL = 0.001  # seconds
+
+
 def read_ahead(items: Iterator[T]) -> Iterator[T]:
     """The items of `items`, each next one fetched in a background thread while the caller
     works on the current one.
@@ -54,12 +58,22 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
     Made for sequential paging: the request for page k+1 is sent after page k has arrived,
     just as without read-ahead, so paging keeps its order guarantees; only the caller's work
     on page k overlaps the wait for page k+1. A caller that stops early costs one request.
+
+    While it runs, Python switches threads every millisecond instead of every 5: requests
+    reads a body in 10 KB chunks, and each chunk, arriving while the caller computes, waited
+    up to a whole switch interval for the interpreter lock. At 5 ms, fetching was slowed to
+    twice the API's pace (an Exsited sync of 20,000 invoices: 9.5 s extracting, 7.6 s at 1 ms).
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-        upcoming = pool.submit(next, items, _END)
-        while (item := upcoming.result()) is not _END:
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, READ_AHEAD_SWITCH_INTERVAL))
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
             upcoming = pool.submit(next, items, _END)
-            yield item
+            while (item := upcoming.result()) is not _END:
+                upcoming = pool.submit(next, items, _END)
+                yield item
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def _instrument(session: requests.Session, pacer: Pacer | None) -> None:
