@@ -10,7 +10,7 @@ changed invoice replaces its attempts. Details: `sources/revolv3/README.md`.
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from itertools import chain
+from itertools import chain, count
 from typing import Any
 
 import dlt
@@ -60,6 +60,9 @@ INVOICE_COLUMNS = columns(
     amount_refunded=MONEY,
     last_attempt_status=text(),
     last_attempt_at=timestamp(),
+    # An invoice met twice in one sync (a window read again) is merged as the copy read
+    # last: its detail was fetched later, so it is at least as new.
+    read_seq={"data_type": "bigint", "nullable": True, "dedup_sort": "desc"},
 )
 NESTED_HINTS: dict[Any, Any] = {
     "invoice_attempts": {
@@ -224,6 +227,12 @@ def revolv3_source(
     """
     currency = _check_currency(currency)
     overlap = timedelta(days=overlap_days)
+    sequence = count(1)
+
+    def record(raw: dict[str, Any]) -> dict[str, Any]:
+        """The invoice with its detail, numbered in reading order (`read_seq`)."""
+        return {**_record(client, raw, currency), "read_seq": next(sequence)}
+
     client = make_rest_client(
         base_url,
         auth=APIKeyAuth(name=settings.TOKEN_HEADER, api_key=token, location="header"),
@@ -342,7 +351,7 @@ def revolv3_source(
                 if invoice_id in seen:
                     continue
                 seen.add(invoice_id)
-                batch.append(_record(client, raw, currency))
+                batch.append(record(raw))
             yield batch
 
     def changes_read(
@@ -355,7 +364,7 @@ def revolv3_source(
             if recent.get(key) == stamp:
                 continue  # loaded at this stamp already (overlap, split windows, re-reads)
             recent[key] = stamp
-            batch.append(_record(client, raw, currency))
+            batch.append(record(raw))
             if len(batch) >= page_size:
                 yield batch
                 batch = []
