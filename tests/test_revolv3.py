@@ -20,6 +20,7 @@ from sources.revolv3 import VENDOR, settings
 from sources.revolv3 import emulator as emulator_module
 from sources.revolv3.emulator import TOKEN
 from sources.revolv3.helpers import parse_billing_date
+from tests.scenarios import run_scenario
 
 TODAY = date.today()
 
@@ -512,3 +513,22 @@ def test_a_sync_that_fails_part_way_does_not_advance_the_state(make_sandbox, mon
     sb.sync_ok()
     status = sb.query("SELECT status FROM billing.invoices WHERE invoice_id = ?", [_number(paid)])
     assert status == [(PAID,)]
+
+
+def test_a_refund_made_while_a_window_is_read_again_is_kept() -> None:
+    """Found by the property test: the invoice is met twice in one sync, before and after
+    its refund; the merge must keep the copy read last, or the refund is never loaded."""
+    run_scenario(
+        VENDOR,
+        [
+            ("pay", 6134),
+            ("sync_with_changes", 3, [("refund", 329), ("partial", 699), ("partial", 113)]),
+            ("pay", 47),
+            ("partial", 3231),
+            ("fail", 2663),
+            ("sync_with_changes", 3, [("refund", 329), ("partial", 699), ("partial", 113)]),
+            ("sync_with_changes", 1, [("create", 2)]),
+            ("create", 0),
+        ],
+        source_options={"page_size": 3},
+    )
