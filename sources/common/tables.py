@@ -147,11 +147,13 @@ class TableBatch:
 def batched(batches: Iterable[TableBatch], size: int = BATCH_INVOICES) -> Iterator[TableBatch]:
     """Consecutive batches joined into batches of at least `size` invoices (the last: the rest)."""
     waiting: list[TableBatch] = []
+    invoices = 0
     for batch in batches:
         waiting.append(batch)
-        if sum(b.invoices for b in waiting) >= size:
+        invoices += batch.invoices
+        if invoices >= size:
             yield joined(waiting)
-            waiting = []
+            waiting, invoices = [], 0
     if waiting:
         yield joined(waiting)
 
