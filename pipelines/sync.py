@@ -23,7 +23,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, compare, invoice_fingerprints, record_run
-from pipelines.tuning import register_defaults, release_freed_memory
+from pipelines.tuning import register_defaults, release_freed_memory, use_duckdb_merge_job
 from pipelines.views import build_views
 from sources.common.errors import SyncError
 from sources.common.http import counting_requests, http_failure
@@ -60,6 +60,7 @@ class SourceResult:
 
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
     register_defaults()
+    use_duckdb_merge_job()
     db = Path(db_path).resolve()
     return dlt.pipeline(
         pipeline_name=f"invoice_sync_{vendor}",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dlt
 import pytest
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 
 import pipelines.sync
+from pipelines.sandbox import environment
 from pipelines.tuning import PROVIDER_NAME, register_defaults
 from sources.common.http import READ_AHEAD_SWITCH_INTERVAL, read_ahead
 from sources.meteroid import VENDOR as METEROID
@@ -53,6 +57,48 @@ def test_freed_memory_is_released_before_the_load(make_sandbox, monkeypatch) -> 
     sb.sync_ok()
     assert steps == ["release", "load"]
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
+
+
+def test_a_merge_keeps_one_copy_of_rows_staged_twice(make_sandbox, monkeypatch) -> None:
+    """A load job run again after a crash stages its rows twice; the merge keeps one of each.
+
+    With dlt 1.31's own merge SQL the invoices were inserted twice (their nested rows were
+    not). `DuckDbMergeJob` deduplicates both, without sorting on `(SELECT NULL)`.
+    """
+    sb = make_sandbox(METEROID, invoices=6)
+    sb.sync_ok()
+    tables = [
+        name
+        for (name,) in sb.query(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'meteroid' AND table_name LIKE 'invoices%'"
+        )
+    ]
+    count = "SELECT count(*), count(DISTINCT _dlt_id) FROM meteroid.{}"
+    before = {t: sb.query(count.format(t))[0] for t in tables}
+    assert before["invoices"] == (6, 6) and before["invoices__line_items__sub_line_items"][0] > 0
+
+    statements: list[str] = []
+    execute = DuckDbSqlClient.execute_sql
+    monkeypatch.setattr(
+        DuckDbSqlClient,
+        "execute_sql",
+        lambda self, sql, *a, **k: statements.append(sql) or execute(self, sql, *a, **k),
+    )
+    pipeline = pipelines.sync.pipeline_for("meteroid", sb.db)
+    with environment(sb.settings):
+        pipeline.extract(METEROID.source(), loader_file_format="parquet")
+    pipeline.normalize()
+    staged = list(Path(pipeline.pipelines_dir).rglob("normalized/*/new_jobs/invoices*.parquet"))
+    assert {job.name.split(".")[0] for job in staged} == set(tables)
+    for job in staged:
+        table, file_id, retry, extension = job.name.split(".")
+        shutil.copy(job, job.with_name(f"{table}.{file_id}again.{retry}.{extension}"))
+    pipeline.load()
+
+    assert {t: sb.query(count.format(t))[0] for t in tables} == before
+    dedup = [s for s in statements if "ROW_NUMBER()" in s]
+    assert dedup and not any("(SELECT NULL)" in s for s in dedup)
 
 
 def test_read_ahead_keeps_requests_in_order_and_overlaps_the_work() -> None:
