@@ -22,7 +22,13 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import VENDORS
-from pipelines.runs import InvoiceCounts, compare, invoice_fingerprints, record_run
+from pipelines.runs import (
+    InvoiceCounts,
+    counts_since_snapshot,
+    drop_snapshot,
+    record_run,
+    snapshot_invoices,
+)
 from pipelines.tuning import register_defaults, release_freed_memory, use_duckdb_merge_job
 from pipelines.views import build_views
 from sources.common.errors import SyncError
@@ -216,17 +222,18 @@ def sync(
 ) -> list[SourceResult]:
     """Sync each vendor in turn, rebuild every view (even if some vendor failed), and record
     each vendor's run in billing.sync_runs."""
-    results, before, started = [], {}, {}
+    results, started = [], {}
     for vendor in vendors:
-        before[vendor.name] = invoice_fingerprints(db_path, vendor.name)
+        snapshot_invoices(db_path, vendor.name)
         started[vendor.name] = datetime.now(UTC)
         options = (source_options or {}).get(vendor.name, {})
         results.append(sync_vendor(vendor, db_path, full_refresh, **options))
     build_views(db_path, list(VENDORS))
     for result in results:
         if result.ok:
-            after = invoice_fingerprints(db_path, result.vendor)
-            result.counts = compare(before[result.vendor], after)
+            result.counts = counts_since_snapshot(db_path, result.vendor)
+        else:
+            drop_snapshot(db_path, result.vendor)
         record_run(
             db_path,
             result.vendor,

@@ -1,6 +1,7 @@
 """Exact money: Decimal only, minor units converted with the currency's ISO 4217 exponent."""
 
 from decimal import Decimal, InvalidOperation
+from functools import cache
 
 # ISO 4217 minor-unit exponents that differ from 2.
 _EXPONENT_NOT_TWO = {
@@ -50,7 +51,14 @@ class MoneyError(ValueError):
 
 def currency_exponent(currency: str) -> int:
     """The number of decimals of `currency`'s minor unit (JPY 0, USD 2, KWD 3)."""
-    code = (currency or "").upper()
+    if not isinstance(currency, str):
+        raise MoneyError(f"unknown currency code {currency!r}: its minor unit is not known")
+    return _exponent_of_code(currency)
+
+
+@cache  # looked up for every amount; only known codes are kept (the others raise)
+def _exponent_of_code(currency: str) -> int:
+    code = currency.upper()
     if code in _EXPONENT_NOT_TWO:
         return _EXPONENT_NOT_TWO[code]
     if code in _EXPONENT_TWO:
@@ -60,7 +68,7 @@ def currency_exponent(currency: str) -> int:
 
 def minor_to_major(amount: object, currency: str) -> Decimal:
     """Integer minor units (cents, fils, yen) to an exact Decimal in major units."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if type(amount) is not int:  # a bool is an int, but not an amount
         raise MoneyError(f"expected an integer amount in minor units, got {amount!r}")
     return Decimal(amount).scaleb(-currency_exponent(currency))
 
@@ -79,15 +87,16 @@ def parse_decimal(value: object) -> Decimal:
     Floats are refused: callers that must accept JSON numbers decode them as Decimal
     (`json.loads(..., parse_float=Decimal)`), so a float here means a lossy path.
     """
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        result = Decimal(value)
-    elif isinstance(value, str):
+    value_type = type(value)
+    if value_type is str:  # the usual case first; Decimal ignores surrounding whitespace
         try:
-            result = Decimal(value.strip())
+            result = Decimal(value)
         except InvalidOperation:
             raise MoneyError(f"not a decimal number: {value!r}") from None
+    elif value_type is Decimal:
+        result = value
+    elif value_type is int:  # not bool
+        result = Decimal(value)
     else:
         raise MoneyError(f"expected a decimal string or integer, got {value!r}")
     if not result.is_finite():
