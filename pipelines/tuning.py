@@ -83,7 +83,9 @@ class DuckDbMergeJob(SqlMergeFollowupJob):
     (its copy was committed, its completion was not recorded). For a root table with nested
     tables, dlt 1.31 picks one row id per primary key, then inserts every staged row with a
     picked id, so such invoices went in twice (their nested rows were deduplicated by row
-    id). Here the root insert is deduplicated by row id as well.
+    id). Here the root insert is deduplicated by row id as well. It rewrites dlt's statement
+    for that insert; if a dlt upgrade changes its shape, `tests/test_tuning.py` fails
+    (`test_a_merge_keeps_one_copy_of_rows_staged_twice`).
 
     dlt numbers rows `ORDER BY (SELECT NULL)` to keep any one; DuckDB sorts on it, which costs
     time (17 s of a 33 s merge of 2 million sub-line rows). `ORDER BY NULL` avoids the sort,
