@@ -67,8 +67,7 @@ def _snapshot_table(source: str) -> str:
 
 def snapshot_invoices(db_path: str | Path, source: str) -> None:
     """Keep a digest of each of `source`'s billing.invoices rows, to count changes after a sync."""
-    con = duckdb.connect(str(db_path))
-    try:
+    with duckdb.connect(str(db_path)) as con:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SNAPSHOT_SCHEMA}")
         try:
             con.execute(f"CREATE OR REPLACE TABLE {_snapshot_table(source)} AS {DIGESTS}", [source])
@@ -77,32 +76,24 @@ def snapshot_invoices(db_path: str | Path, source: str) -> None:
                 f"CREATE OR REPLACE TABLE {_snapshot_table(source)} "
                 "(invoice_id VARCHAR, digest VARCHAR)"
             )
-    finally:
-        con.close()
 
 
 def counts_since_snapshot(db_path: str | Path, source: str) -> InvoiceCounts:
     """New, changed and unchanged invoices of `source` since `snapshot_invoices`; drops it."""
-    con = duckdb.connect(str(db_path))
-    try:
+    with duckdb.connect(str(db_path)) as con:
         new, changed, total = con.execute(
             f"SELECT count(*) FILTER (WHERE b.invoice_id IS NULL), "
             f"count(*) FILTER (WHERE b.digest <> a.digest), count(*) "
             f"FROM ({DIGESTS}) AS a LEFT JOIN {_snapshot_table(source)} AS b USING (invoice_id)",
             [source],
         ).fetchone()
-    finally:
-        con.close()
-    drop_snapshot(db_path, source)
+        con.execute(f"DROP TABLE {_snapshot_table(source)}")
     return InvoiceCounts(new, changed, total - new - changed, total)
 
 
 def drop_snapshot(db_path: str | Path, source: str) -> None:
-    con = duckdb.connect(str(db_path))
-    try:
+    with duckdb.connect(str(db_path)) as con:
         con.execute(f"DROP TABLE IF EXISTS {_snapshot_table(source)}")
-    finally:
-        con.close()
 
 
 def record_run(

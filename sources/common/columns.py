@@ -25,6 +25,12 @@ def bigint() -> Column:
     return {"data_type": "bigint", "nullable": True}
 
 
+def read_order() -> Column:
+    """A sync's reading order of its invoices (1, 2, ...): when one is read twice in a sync,
+    dlt's merge keeps the copy read last."""
+    return {**bigint(), "dedup_sort": "desc"}
+
+
 def columns(**types: Column) -> dict[str, Column]:
     """Column hints by name: `columns(total=decimal(), memo=text())`."""
     return {name: {"name": name, **hint} for name, hint in types.items()}

@@ -23,7 +23,15 @@ from dlt.sources.helpers.rest_client.auth import OAuth2ClientCredentials
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from requests import PreparedRequest, Response
 
-from sources.common.columns import bigint, columns, day, decimal, text, timestamp
+from sources.common.columns import (
+    bigint,
+    columns,
+    day,
+    decimal,
+    read_order,
+    text,
+    timestamp,
+)
 from sources.common.errors import SyncError
 from sources.common.http import make_rest_client, read_ahead
 from sources.common.tables import NestedTables, TableBatch, batched
@@ -70,7 +78,7 @@ INVOICE_COLUMNS = columns(
     kpi_credit_issued=MONEY,
     kpi_last_payment_date=timestamp(),
     kpi_voided_on=timestamp(),
-    read_seq={"data_type": "bigint", "nullable": True, "dedup_sort": "desc"},
+    read_seq=read_order(),
     created_by=text(),
     created_on=timestamp(),
     last_updated_by=text(),

@@ -19,7 +19,15 @@ from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 from requests import Response
 
-from sources.common.columns import bigint, columns, day, decimal, text, timestamp
+from sources.common.columns import (
+    bigint,
+    columns,
+    day,
+    decimal,
+    read_order,
+    text,
+    timestamp,
+)
 from sources.common.dates import DateParseError, parse_timestamp_utc
 from sources.common.errors import BadRecordError, SyncError
 from sources.common.fields import decode_json
@@ -62,7 +70,7 @@ INVOICE_COLUMNS = columns(
     last_attempt_at=timestamp(),
     # An invoice met twice in one sync (a window read again) is merged as the copy read
     # last: its detail was fetched later, so it is at least as new.
-    read_seq={"data_type": "bigint", "nullable": True, "dedup_sort": "desc"},
+    read_seq=read_order(),
 )
 NESTED_HINTS: dict[Any, Any] = {
     "invoice_attempts": {
