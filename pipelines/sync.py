@@ -29,7 +29,7 @@ from pipelines.runs import (
     record_run,
     snapshot_invoices,
 )
-from pipelines.tuning import register_defaults, release_freed_memory, use_duckdb_merge_job
+from pipelines.tuning import register_defaults, release_freed_memory, use_duckdb_merge_jobs
 from pipelines.views import build_views
 from sources.common.errors import SyncError
 from sources.common.http import counting_requests, http_failure
@@ -66,7 +66,7 @@ class SourceResult:
 
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
     register_defaults()
-    use_duckdb_merge_job()
+    use_duckdb_merge_jobs()
     db = Path(db_path).resolve()
     return dlt.pipeline(
         pipeline_name=f"invoice_sync_{vendor}",
