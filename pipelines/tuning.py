@@ -24,8 +24,8 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   busy and keep memory flat.
 - DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
   The load needs far less: 128 MB and two files at a time keep a 200,000-invoice sync under
-  400 MB; DuckDB spills to disk beyond its limit, though its merge still holds memory
-  outside it that grows with the rows merged (453 MB at 500,000 invoices; README).
+  400 MB; DuckDB spills to disk beyond its limit, though it still holds memory outside it
+  that grows with the rows staged in one load (374 MB at 500,000 invoices; README).
 - dlt's merge SQL is used with two changes. Rows that were staged once, as they are in every
   sync but one resumed after a crash, are not deduplicated by row id: that sorted step was
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
