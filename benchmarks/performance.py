@@ -11,7 +11,8 @@ process, it measures in fresh processes:
 
 It prints wall time, ratio to the floor, invoices per second and peak memory for each (the
 measuring process and its normaliser workers, sampled every 50 ms, shared pages counted
-once), then how long `ar_summary` and `ar_aging` take over the synced data and, with
+once; under each sync, the peak while dlt extracted, normalised and loaded, and after),
+then how long `ar_summary` and `ar_aging` take over the synced data and, with
 `--rate-limit`, the request rate the emulator admitted at 50 ms latency and 25 requests/s.
 
     python benchmarks/performance.py                          # 20,000 invoices
@@ -31,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -205,16 +206,21 @@ def _tree_pss_mb(pid: int) -> float:
 
 class PeakMemory(threading.Thread):
     """Samples the memory of this process and its workers every 50 ms; `peak` is the largest
-    sample or this process's own peak RSS, whichever is higher."""
+    sample or this process's own peak RSS, whichever is higher. `by_phase` keeps the largest
+    sample taken during each phase named in `phase`."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.largest = 0.0
+        self.phase = "start"
+        self.by_phase: dict[str, float] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.05):
-            self.largest = max(self.largest, _tree_pss_mb(os.getpid()))
+            sample, phase = _tree_pss_mb(os.getpid()), self.phase
+            self.largest = max(self.largest, sample)
+            self.by_phase[phase] = max(self.by_phase.get(phase, 0.0), sample)
 
     @property
     def peak(self) -> float:
@@ -223,17 +229,48 @@ class PeakMemory(threading.Thread):
         return max(self.largest, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+PHASES = ("extract", "normalize", "load")
+
+
+def mark_phases(memory: PeakMemory) -> None:
+    """Name the phase `memory` samples in while any dlt pipeline of this process runs one
+    (`run` calls the same three methods)."""
+    import dlt
+
+    def marked(name: str, step: Callable) -> Callable:
+        def run_step(self: dlt.Pipeline, *args: Any, **kwargs: Any) -> Any:
+            memory.phase = name
+            try:
+                return step(self, *args, **kwargs)
+            finally:
+                memory.phase = f"after {name}"
+
+        return run_step
+
+    for name in PHASES:
+        setattr(dlt.Pipeline, name, marked(name, getattr(dlt.Pipeline, name)))
+
+
+class Measured(NamedTuple):
+    seconds: float
+    rows: int
+    peak: float
+    by_phase: dict[str, float]
+
+
 def _child(fn: Callable, vendor: str, settings: dict[str, str], work: Path, out: Any) -> None:
     memory = PeakMemory()
+    mark_phases(memory)
     memory.start()
     started = time.perf_counter()
     rows = fn(vendor, settings, work)
     seconds = time.perf_counter() - started
-    out.send((seconds, rows, memory.peak))
+    peak = memory.peak
+    out.send(Measured(seconds, rows, peak, memory.by_phase))
 
 
-def measure(fn: Callable, vendor: str, settings: dict[str, str], work: Path) -> tuple:
-    """(seconds, rows, peak MB) of `fn` run in a fresh process."""
+def measure(fn: Callable, vendor: str, settings: dict[str, str], work: Path) -> Measured:
+    """Time, rows and peak memory of `fn` run in a fresh process."""
     receive, send = mp.Pipe(duplex=False)
     process = mp.get_context("spawn").Process(
         target=_child, args=(fn, vendor, settings, work, send)
@@ -247,11 +284,15 @@ def measure(fn: Callable, vendor: str, settings: dict[str, str], work: Path) -> 
 # -- reporting -------------------------------------------------------------------------------
 
 
-def _row(label: str, seconds: float, rows: int, peak: float, floor_seconds: float) -> str:
-    return (
-        f"  {label:<28}{seconds:>9.2f}s{seconds / floor_seconds:>8.1f}x"
-        f"{rows / seconds:>12,.0f}/s{peak:>10,.0f} MB"
+def _row(label: str, run: Measured, floor: Measured) -> str:
+    line = (
+        f"  {label:<28}{run.seconds:>9.2f}s{run.seconds / floor.seconds:>8.1f}x"
+        f"{run.rows / run.seconds:>12,.0f}/s{run.peak:>10,.0f} MB"
     )
+    phases = [(name, mb) for name, mb in run.by_phase.items() if name.split()[-1] in PHASES]
+    if phases:
+        line += "\n      peak by phase: " + ", ".join(f"{n} {mb:,.0f} MB" for n, mb in phases)
+    return line
 
 
 def views_timing(work: Path, sync_seconds: float) -> str:
@@ -279,18 +320,18 @@ def benchmark(vendor: str, invoices: int, alternative: bool) -> None:
             # invoice-sync before the alternative: rest_api_source churns through gigabytes,
             # and the machine is slower for a while after it
             full = measure(invoice_sync, vendor, sandbox.settings, work)
-            views = views_timing(work, full[0])
+            views = views_timing(work, full.seconds)
             rest = measure(rest_api, vendor, sandbox.settings, work) if alternative else None
             print(f"  {'':<28}{'wall':>10}{'floor':>9}{'invoices':>14}{'peak':>13}")
-            print(_row("1. floor (fetch + decode)", *base, base[0]))
+            print(_row("1. floor (fetch + decode)", base, base))
             if rest:
-                print(_row("2. dlt rest_api_source", *rest, base[0]))
+                print(_row("2. dlt rest_api_source", rest, base))
             else:
                 print("  2. dlt rest_api_source      skipped (--alternative to run it)")
-            print(_row("3. invoice-sync full", *full, base[0]), flush=True)
+            print(_row("3. invoice-sync full", full, base), flush=True)
             sandbox.ask("change", max(1, invoices // 100))
             incremental = measure(invoice_sync, vendor, sandbox.settings, work)
-            print(_row("   invoice-sync, 1% changed", *incremental, base[0]))
+            print(_row("   invoice-sync, 1% changed", incremental, base))
             print(f"  views over the result: {views}")
     finally:
         sandbox.close()

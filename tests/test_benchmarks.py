@@ -61,6 +61,11 @@ def test_performance_benchmark_measures_all_three() -> None:
         "views over the result",
     ):
         assert label in run.stdout
+    lines = run.stdout.splitlines()
+    full = lines.index(next(line for line in lines if "3. invoice-sync full" in line))
+    phases = lines[full + 1].split(": ", 1)[1].split(", ")
+    assert {"extract", "normalize", "load"} <= {phase.rsplit(" ", 2)[0] for phase in phases}
+    assert all(50 < int(phase.split()[-2].replace(",", "")) < 4000 for phase in phases)
 
 
 def test_memory_is_sampled_across_the_process_tree() -> None:
