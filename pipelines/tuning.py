@@ -130,7 +130,7 @@ class MergeOfRowsStagedAgain(SqlMergeFollowupJob):
     picked id, so such invoices went in twice (their nested rows were deduplicated by row
     id). Here the root insert is deduplicated by row id as well. It rewrites dlt's statement
     for that insert; if a dlt upgrade changes its shape, `tests/test_tuning.py` fails
-    (`test_a_merge_keeps_one_copy_of_rows_staged_twice`).
+    (`test_a_merge_keeps_one_copy_of_each_staged_row`).
 
     dlt numbers rows `ORDER BY (SELECT NULL)` to keep any one; DuckDB sorts on it. `ORDER BY
     NULL` avoids the sort, but DuckDB then plans a hash-based step that does not spill: under

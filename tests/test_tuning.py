@@ -6,6 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dlt
 import pytest
@@ -95,6 +96,11 @@ def test_a_merge_keeps_one_copy_of_each_staged_row(make_sandbox, monkeypatch, co
 
     assert answers == [copies == 1]
     assert {t: sb.query(count.format(t))[0] for t in tables} == before
+    [package] = pipeline.list_completed_load_packages()[-1:]
+    [merge] = Path(pipeline.pipelines_dir).rglob(f"loaded/{package}/completed_jobs/*.sql")
+    merge_sql = merge.read_text()
+    assert 'partition BY "id" ORDER BY "updated_at" DESC' in merge_sql  # an invoice listed twice
+    assert ('partition BY "_dlt_id"' in merge_sql) is (copies == 2)
 
 
 def test_read_ahead_keeps_requests_in_order_and_overlaps_the_work() -> None:
