@@ -212,7 +212,7 @@ class PeakMemory(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.largest = 0.0
-        self.phase = "start"
+        self.phase = "before extract"  # the change-count snapshot, reading state
         self.by_phase: dict[str, float] = {}
         self.done = threading.Event()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.tuning import warehouse_connection
+
 RUNS_DDL = """
 CREATE SCHEMA IF NOT EXISTS billing;
 CREATE TABLE IF NOT EXISTS billing.sync_runs (
@@ -67,7 +69,7 @@ def _snapshot_table(source: str) -> str:
 
 def snapshot_invoices(db_path: str | Path, source: str) -> None:
     """Keep a digest of each of `source`'s billing.invoices rows, to count changes after a sync."""
-    with duckdb.connect(str(db_path)) as con:
+    with warehouse_connection(db_path) as con:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SNAPSHOT_SCHEMA}")
         try:
             con.execute(f"CREATE OR REPLACE TABLE {_snapshot_table(source)} AS {DIGESTS}", [source])
@@ -80,7 +82,7 @@ def snapshot_invoices(db_path: str | Path, source: str) -> None:
 
 def counts_since_snapshot(db_path: str | Path, source: str) -> InvoiceCounts:
     """New, changed and unchanged invoices of `source` since `snapshot_invoices`; drops it."""
-    with duckdb.connect(str(db_path)) as con:
+    with warehouse_connection(db_path) as con:
         new, changed, total = con.execute(
             f"SELECT count(*) FILTER (WHERE b.invoice_id IS NULL), "
             f"count(*) FILTER (WHERE b.digest <> a.digest), count(*) "
@@ -92,7 +94,7 @@ def counts_since_snapshot(db_path: str | Path, source: str) -> InvoiceCounts:
 
 
 def drop_snapshot(db_path: str | Path, source: str) -> None:
-    with duckdb.connect(str(db_path)) as con:
+    with warehouse_connection(db_path) as con:
         con.execute(f"DROP TABLE IF EXISTS {_snapshot_table(source)}")
 
 
@@ -107,7 +109,7 @@ def record_run(
     counts: InvoiceCounts | None,
     error: str | None,
 ) -> None:
-    con = duckdb.connect(str(db_path))
+    con = warehouse_connection(db_path)
     try:
         con.execute(RUNS_DDL)
         con.execute(

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.contract import STAGING_ENTITIES
+from pipelines.tuning import warehouse_connection
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _PLACEHOLDER = re.compile(r"\{\{\s*staging:(\w+)\s*\}\}")
@@ -99,7 +100,7 @@ def build_statements(con: duckdb.DuckDBPyConnection, vendors: list[str]) -> list
 
 def build_views(db_path: str | Path, vendors: list[str]) -> int:
     """(Re)create every view in one transaction; returns how many statements ran."""
-    con = duckdb.connect(str(db_path))
+    con = warehouse_connection(db_path)
     try:
         statements = build_statements(con, vendors)
         con.execute("BEGIN TRANSACTION")

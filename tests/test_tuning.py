@@ -7,12 +7,15 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dlt
 import pytest
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
+import pipelines.runs
 import pipelines.sync
+import pipelines.views
 from pipelines import tuning
 from pipelines.sandbox import environment
 from pipelines.tuning import PROVIDER_NAME, register_defaults
@@ -41,6 +44,31 @@ def test_duckdb_memory_is_capped(make_sandbox) -> None:
     with pipeline.sql_client() as client:
         [(limit,)] = client.execute_sql("SELECT current_setting('memory_limit')")
     assert limit.endswith("MiB") and float(limit.split()[0]) < 200
+
+
+def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch) -> None:
+    """Change counts, run records and views: DuckDB would otherwise take 80% of the memory."""
+    limits: list[str] = []
+
+    def spy(db_path: str | Path) -> Any:
+        con = tuning.warehouse_connection(db_path)
+        [(limit,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+        limits.append(limit)
+        return con
+
+    monkeypatch.setattr(pipelines.runs, "warehouse_connection", spy)
+    monkeypatch.setattr(pipelines.views, "warehouse_connection", spy)
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    # snapshot before, counts after, the run's record, the views
+    assert len(limits) == 4 and set(limits) == {"122.0 MiB"}  # DEFAULTS' 128 MB
+    limits.clear()
+    monkeypatch.setenv(
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "256MB"}'
+    )
+    sb.sync_ok()
+    assert len(limits) == 4 and set(limits) == {"244.1 MiB"}
+    assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 
 def test_freed_memory_is_released_before_the_load(make_sandbox, monkeypatch) -> None:
