@@ -290,7 +290,7 @@ def _row(label: str, run: Measured, floor: Measured) -> str:
         f"{run.rows / run.seconds:>12,.0f}/s{run.peak:>10,.0f} MB"
     )
     phases = [(name, mb) for name, mb in run.by_phase.items() if name.split()[-1] in PHASES]
-    if phases:
+    if any(name in PHASES for name, _ in phases):  # a dlt pipeline ran
         line += "\n      peak by phase: " + ", ".join(f"{n} {mb:,.0f} MB" for n, mb in phases)
     return line
 
