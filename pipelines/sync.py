@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import requests
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -156,6 +157,13 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
             base_url=str(configured_value(vendor.name, "base_url")),
             credential_keys=list(vendor.credential_keys),
             extract_message=vendor.error_message,
+        )
+    if isinstance(cause, duckdb.OutOfMemoryException):
+        return SyncError(
+            vendor.name,
+            f"DuckDB ran out of memory: {str(cause).splitlines()[0][:200]}",
+            "give DuckDB more than the default 128MB, e.g. DESTINATION__DUCKDB__CREDENTIALS__"
+            'GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\'; the next sync completes this one',
         )
     if isinstance(cause, ConfigFieldMissingException):
         missing = ", ".join(f"SOURCES__{vendor.name.upper()}__{f.upper()}" for f in cause.fields)

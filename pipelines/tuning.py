@@ -26,6 +26,11 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   The load needs far less: 128 MB and two files at a time keep a 200,000-invoice sync under
   400 MB; DuckDB spills to disk beyond its limit. The sync's own queries (change counts,
   views) run under the same settings (`warehouse_connection`).
+- 128 MB is not always enough: a merge that deletes rows scattered over a big warehouse holds
+  DuckDB memory it cannot spill (about 10 bytes for every row of each 2,048-row vector it
+  touches, until the transaction ends). At 1,000,000 invoices, replacing 1% of them ran out
+  of memory under 128 MB. A load job that runs out of memory is run again with twice the
+  cap, up to half the machine's memory (`run_with_memory_headroom`), with a warning.
 - dlt's merge SQL is used with two changes. Rows that were staged once, as they are in every
   sync but one resumed after a crash, are not deduplicated by row id: that sorted step was
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
@@ -38,6 +43,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,8 +54,9 @@ import dlt
 import duckdb
 import pyarrow
 import pyarrow.parquet
+from dlt.common import logger
 from dlt.common.configuration.providers import CustomLoaderDocProvider
-from dlt.common.destination.client import FollowupJobRequest
+from dlt.common.destination.client import FollowupJobRequest, LoadJob, RunnableLoadJob
 from dlt.common.destination.typing import PreparedTableSchema
 from dlt.common.schema.typing import C_DLT_ID, TSortOrder
 from dlt.common.schema.utils import get_columns_names_with_prop
@@ -251,12 +259,90 @@ def _duckdb_followup_jobs(
 
 
 def use_duckdb_merge_jobs() -> None:
-    """Make dlt's DuckDB client merge with the jobs above (dlt 1.31 uses its generic one).
+    """Make dlt's DuckDB client merge with the jobs above (dlt 1.31 uses its generic one), and
+    run its load jobs with memory headroom.
 
     The same shape as dlt's own clients that need their own merge SQL (mssql, dremio). The
     root-row fix is to be reported upstream, then removed.
     """
     DuckDbClient.create_table_chain_completed_followup_jobs = _duckdb_followup_jobs  # type: ignore[method-assign,assignment]
+    DuckDbClient.create_load_job = _duckdb_load_job  # type: ignore[method-assign]
+
+
+_DLT_LOAD_JOB = DuckDbClient.create_load_job
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_RAISING = threading.Lock()  # two load workers may run out of memory at once; raise once
+
+
+def _duckdb_load_job(
+    client: DuckDbClient,
+    table: PreparedTableSchema,
+    file_path: str,
+    load_id: str,
+    restore: bool = False,
+) -> LoadJob:
+    job = _DLT_LOAD_JOB(client, table, file_path, load_id, restore)
+    if isinstance(job, RunnableLoadJob):
+        run = job.run
+        job.run = lambda: run_with_memory_headroom(job, run)  # type: ignore[method-assign]
+    return job
+
+
+def run_with_memory_headroom(job: RunnableLoadJob, run: Any) -> None:
+    """Run a load job; if DuckDB runs out of memory, double its cap and run the job again.
+
+    The job's transaction was rolled back, so running it again is safe. The cap stays raised
+    for the rest of the process; the next sync starts from the configured one. Gives up at
+    half the machine's memory.
+    """
+    while True:
+        sql_client = job._job_client.sql_client  # type: ignore[attr-defined]
+        cap = memory_limit(sql_client)
+        try:
+            run()
+            return
+        except Exception as error:
+            if not _out_of_memory(error):
+                raise
+            raised = _raise_memory_limit(sql_client, cap)
+            if raised is None:
+                raise
+            logger.warning(
+                f"DuckDB ran out of memory under {cap // 2**20} MiB in load job "
+                f"{job.job_id()}; running it again under {raised // 2**20} MiB. To start there, "
+                f"set memory_limit in {DUCKDB_SETTINGS_KEY}."
+            )
+
+
+def memory_limit(sql_client: SqlClientBase[Any]) -> int:
+    """DuckDB's memory cap in bytes (it reports e.g. '122.0 MiB')."""
+    [(setting,)] = sql_client.execute_sql("SELECT current_setting('memory_limit')")
+    number, unit = setting.split()
+    return int(float(number) * _UNITS[unit])
+
+
+def _raise_memory_limit(sql_client: SqlClientBase[Any], seen: int) -> int | None:
+    """Double the cap `seen` (unless another job already raised it); None at the ceiling."""
+    ceiling = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    with _RAISING:
+        current = memory_limit(sql_client)
+        if current > seen:
+            return current
+        if seen >= ceiling:
+            return None
+        raised = min(seen * 2, ceiling)
+        sql_client.execute_sql(f"SET GLOBAL memory_limit = '{raised // 2**20}MiB'")
+        return memory_limit(sql_client)
+
+
+def _out_of_memory(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, duckdb.OutOfMemoryException):
+            return True
+        error = getattr(error, "dbapi_exception", None) or error.__cause__ or error.__context__
+    return False
 
 
 def release_freed_memory() -> None:

@@ -71,6 +71,51 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 
+def test_a_load_job_out_of_memory_runs_again_under_twice_the_cap(
+    make_sandbox, caplog, capfd
+) -> None:
+    """A merge deleting rows scattered over a big warehouse can need more than the cap."""
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    # a job as dlt makes them for its merges: SQL in a file, run on the load's connection
+    job_file = sb.db.parent / "invoices.probe.0.sql"
+    job_file.write_text(
+        "CREATE TEMP TABLE probe AS SELECT range AS n, md5(range::VARCHAR) AS s FROM range(200000)"
+    )
+    pipeline = pipelines.sync.pipeline_for("meteroid", sb.db)
+    with pipeline.destination_client() as client:
+        sql = client.sql_client
+        sql.execute_sql("SET GLOBAL temp_directory = ''")  # nothing may spill: 8 MiB is too little
+        sql.execute_sql("SET GLOBAL memory_limit = '8MiB'")
+        job = client.create_load_job(client.prepare_load_table("invoices"), str(job_file), "1")
+        job._job_client = client
+        job.run()
+        assert tuning.memory_limit(sql) == 16 * 2**20
+        assert sql.execute_sql("SELECT count(*) FROM probe") == [(200_000,)]
+    # dlt's logger writes to stderr; whether pytest sees it there or as a log record depends
+    # on when dlt set its handler up (xdist workers differ)
+    warning = capfd.readouterr().err + caplog.text
+    assert "ran out of memory under 8 MiB in load job invoices.probe" in warning
+    assert "running it again under 16 MiB" in warning
+
+
+def test_out_of_memory_is_explained_and_the_next_sync_completes(make_sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1MB"}')
+    sb = make_sandbox(METEROID, invoices=300)
+    result = sb.sync()
+    assert result.error is not None
+    message = result.error.one_line()
+    assert message.startswith("meteroid: DuckDB ran out of memory: Out of Memory Error")
+    assert "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG" in message
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG")
+    sb.sync_ok()
+    assert sb.query("SELECT count(*) FROM billing.invoices") == [(300,)]
+    assert sb.query("SELECT status FROM billing.sync_runs ORDER BY finished_at") == [
+        ("failed",),
+        ("succeeded",),
+    ]
+
+
 def test_freed_memory_is_released_before_the_load(make_sandbox, monkeypatch) -> None:
     steps: list[str] = []
     release = pipelines.sync.release_freed_memory
