@@ -28,9 +28,10 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   views) run under the same settings (`warehouse_connection`).
 - 128 MB is not always enough: a merge that deletes rows scattered over a big warehouse holds
   DuckDB memory it cannot spill (about 10 bytes for every row of each 2,048-row vector it
-  touches, until the transaction ends). At 1,000,000 invoices, replacing 1% of them ran out
-  of memory under 128 MB. A load job that runs out of memory is run again with twice the
-  cap, up to half the machine's memory (`run_with_memory_headroom`), with a warning.
+  touches, until the transaction ends). At 1,000,000 invoices, replacing 1% of them picked
+  at random across the history ran out of memory under 128 MB. A load job that runs out of
+  memory is run again with twice the cap, up to half the machine's memory
+  (`run_with_memory_headroom`), with a warning.
 - dlt's merge SQL is used with two changes. Rows that were staged once, as they are in every
   sync but one resumed after a crash, are not deduplicated by row id: that sorted step was
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
