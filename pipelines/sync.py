@@ -32,7 +32,7 @@ from pipelines.runs import (
 )
 from pipelines.tuning import register_defaults, release_freed_memory, use_duckdb_merge_jobs
 from pipelines.views import build_views
-from sources.common.errors import SyncError
+from sources.common.errors import SyncError, error_chain
 from sources.common.http import counting_requests, http_failure
 from sources.common.vendor import Vendor
 
@@ -128,20 +128,11 @@ def configured_vendors() -> list[Vendor]:
 
 def _root_cause(error: BaseException) -> BaseException:
     """The first SyncError or requests error behind dlt's wrappers, else the innermost error."""
-    seen: set[int] = set()
-    current: BaseException | None = error
     last = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in error_chain(error):
         if isinstance(current, SyncError | requests.RequestException):
             return current
         last = current
-        inner = getattr(current, "exception", None)
-        current = (
-            inner
-            if isinstance(inner, BaseException)
-            else (current.__cause__ or current.__context__)
-        )
     return last
 
 

@@ -66,6 +66,8 @@ from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
+from sources.common.errors import error_chain
+
 PROVIDER_NAME = "invoice-sync defaults"
 ESCAPED_ROW_ID = f'"{C_DLT_ID}"'  # how dlt names the row id column in DuckDB SQL
 
@@ -336,14 +338,8 @@ def _raise_memory_limit(sql_client: SqlClientBase[Any], seen: int) -> int | None
         return memory_limit(sql_client)
 
 
-def _out_of_memory(error: BaseException | None) -> bool:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, duckdb.OutOfMemoryException):
-            return True
-        error = getattr(error, "dbapi_exception", None) or error.__cause__ or error.__context__
-    return False
+def _out_of_memory(error: BaseException) -> bool:
+    return any(isinstance(cause, duckdb.OutOfMemoryException) for cause in error_chain(error))
 
 
 def release_freed_memory() -> None:

@@ -1,5 +1,9 @@
 """Errors a sync reports to its user in one line: which source, what went wrong, what to do."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+
 
 class SyncError(Exception):
     """An expected failure with a message fit for the user's terminal.
@@ -29,3 +33,14 @@ class BadRecordError(SyncError):
             "open an issue with invoice-sync if the vendor's format changed",
         )
         self.record_id = record_id
+
+
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error`, then what caused it, outermost first: through dlt's step wrappers (their
+    `exception`), `raise ... from` and errors raised while handling another."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        inner = getattr(error, "exception", None)
+        error = inner if isinstance(inner, BaseException) else error.__cause__ or error.__context__
