@@ -207,7 +207,8 @@ def _tree_pss_mb(pid: int) -> float:
 class PeakMemory(threading.Thread):
     """Samples the memory of this process and its workers every 50 ms; `peak` is the largest
     sample or this process's own peak RSS, whichever is higher. `by_phase` keeps the largest
-    sample taken during each phase named in `phase`."""
+    sample taken during each phase named in `phase`; `enter` samples as a phase begins, so
+    a phase shorter than 50 ms is listed too."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -218,9 +219,16 @@ class PeakMemory(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.05):
-            sample, phase = _tree_pss_mb(os.getpid()), self.phase
-            self.largest = max(self.largest, sample)
-            self.by_phase[phase] = max(self.by_phase.get(phase, 0.0), sample)
+            self.sample()
+
+    def sample(self) -> None:
+        sample, phase = _tree_pss_mb(os.getpid()), self.phase
+        self.largest = max(self.largest, sample)
+        self.by_phase[phase] = max(self.by_phase.get(phase, 0.0), sample)
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+        self.sample()
 
     @property
     def peak(self) -> float:
@@ -239,11 +247,12 @@ def mark_phases(memory: PeakMemory) -> None:
 
     def marked(name: str, step: Callable) -> Callable:
         def run_step(self: dlt.Pipeline, *args: Any, **kwargs: Any) -> Any:
-            memory.phase = name
+            memory.enter(name)
             try:
                 return step(self, *args, **kwargs)
             finally:
-                memory.phase = f"after {name}"
+                memory.sample()
+                memory.enter(f"after {name}")
 
         return run_step
 
