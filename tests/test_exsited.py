@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from sources.common.errors import BadRecordError
 from sources.common.sandbox.server import Faults
 from sources.exsited import VENDOR
 from sources.exsited.emulator import CLIENT_ID, CLIENT_SECRET
+from sources.exsited.incremental import Page, ScopeSync
 
 TODAY = date.today()
 
@@ -490,3 +492,74 @@ def test_vendor_overdue_read_before_the_due_date_is_not_compared(make_sandbox: A
     assert rows[stale] is None
     assert rows[fresh] == overdue[1].major(overdue[1].amount_due) > 0
     assert checks == (0,)
+
+
+def _list_reader(invoices: dict[str, dict[str, Any]], per_page: int, after_page: Any) -> Any:
+    """Offset pages of `invoices`, newest-changed first, re-sorted for every page as the API
+    does; `after_page(n)` runs after the n-th page of a pass was served."""
+
+    def read(order_by: str, direction: str, whole: bool) -> Iterator[Page]:
+        offset = served = 0
+        while True:
+            ordered = sorted(
+                invoices.values(), key=lambda r: (r["last_updated_on"], r["id"]), reverse=True
+            )
+            records = [dict(r) for r in ordered[offset : offset + per_page]]
+            yield Page(records, len(ordered))
+            served += 1
+            after_page(served)
+            if len(records) < per_page:
+                return
+            offset += per_page
+
+    return read
+
+
+def _sync_with_changes_mid_pass(remember: int) -> tuple[ScopeSync, dict, list]:
+    """1,000 invoices read 10 a page; every 20th page, one not read yet changes (it jumps to
+    the top, behind the reader, and the rows below shift down: repeats)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    invoices = {
+        f"INV-{n:04d}": {"id": f"INV-{n:04d}", "last_updated_on": start + timedelta(minutes=n)}
+        for n in range(1000)
+    }
+    for invoice in invoices.values():
+        invoice["version"] = "1"
+    oldest = iter(sorted(invoices))
+
+    def change_one_behind_the_reader(served: int) -> None:
+        if served % 20 == 0:
+            changed = invoices[next(oldest)]
+            changed.update(last_updated_on=start + timedelta(days=1, minutes=served), version="2")
+
+    state: dict[str, Any] = {}
+    sync = ScopeSync(
+        _list_reader(invoices, 10, change_one_behind_the_reader),
+        state,
+        full=False,
+        overlap=timedelta(0),
+        max_passes=10,
+        order=("last_updated_on", "desc"),
+        fallback_order=("created_on", "asc"),
+        remember=remember,
+    )
+    yielded = [(r["id"], r["version"]) for batch in sync.invoices() for r in batch]
+    return sync, state, yielded
+
+
+def test_incremental_reader_remembers_only_the_last_invoices_read() -> None:
+    """Memory stays flat with the number of invoices: the order check and the repeat filter
+    keep only the last `remember` ids. Rows shifted down by changes mid-pass are still
+    recognised as repeats (no false disorder); only the previous pass's head, read again
+    by the next pass, comes twice (the merge keeps one)."""
+    everything, everything_state, all_remembered = _sync_with_changes_mid_pass(10_000)
+    bounded, state, yielded = _sync_with_changes_mid_pass(25)
+    assert state == everything_state
+    assert state["ordered"] is True and state["invoices"] == 1000
+    assert set(yielded) == set(all_remembered)
+    assert len(set(all_remembered)) == len(all_remembered)
+    assert {i for i, _ in yielded} == {f"INV-{n:04d}" for n in range(1000)}
+    assert {i for i, version in yielded if version == "2"} == {f"INV-{n:04d}" for n in range(5)}
+    again = Counter(yielded) - Counter(all_remembered)
+    assert sorted(again) == [(f"INV-{n:04d}", "1") for n in range(995, 1000)]
+    assert len(bounded.yielded) == 25 and len(everything.yielded) == 1000
