@@ -153,7 +153,7 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
         return SyncError(
             vendor.name,
             f"DuckDB ran out of memory: {str(cause).splitlines()[0][:200]}",
-            "give DuckDB more than the default 128MB, e.g. DESTINATION__DUCKDB__CREDENTIALS__"
+            "give DuckDB more memory, e.g. DESTINATION__DUCKDB__CREDENTIALS__"
             'GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\'; the next sync completes this one',
         )
     if isinstance(cause, ConfigFieldMissingException):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import pytest
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
@@ -46,6 +47,22 @@ def test_duckdb_memory_is_capped(make_sandbox) -> None:
     assert limit.endswith("MiB") and float(limit.split()[0]) < 200
 
 
+def _as_duckdb_shows(limit: str) -> str:
+    with duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{limit}'")
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_default_cap_grows_with_duckdbs_threads() -> None:
+    """What DuckDB cannot spill in a big INSERT is one row group per thread."""
+    with duckdb.connect() as con:
+        threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    assert tuning.duckdb_memory_limit() == f"{32 * (1 + int(threads))}MB"
+    assert tuning.DEFAULTS["destination"]["duckdb"]["credentials"]["global_config"] == {
+        "memory_limit": tuning.duckdb_memory_limit()
+    }
+
+
 def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch) -> None:
     """Change counts, run records and views: DuckDB would otherwise take 80% of the memory."""
     limits: list[str] = []
@@ -61,7 +78,7 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
     sb = make_sandbox(METEROID, invoices=5)
     sb.sync_ok()
     # snapshot before, counts after, the run's record, the views
-    assert len(limits) == 4 and set(limits) == {"122.0 MiB"}  # DEFAULTS' 128 MB
+    assert len(limits) == 4 and set(limits) == {_as_duckdb_shows(tuning.duckdb_memory_limit())}
     limits.clear()
     monkeypatch.setenv(
         "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "256MB"}'
