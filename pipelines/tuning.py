@@ -26,8 +26,8 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   The load needs far less, and two files at a time; DuckDB spills to disk beyond its limit,
   but it keeps the blocks it read and wrote cached up to the limit, so a big sync's load sits
   at it. The limit is 32 MB plus 32 MB for each DuckDB thread (`duckdb_memory_limit`: 96 MB
-  on two cores). What DuckDB cannot spill is per thread: a big INSERT builds a 122,880-row
-  group in each thread. Exsited's 200,000-invoice merge ran out of memory under 64 MB on two
+  on two cores). What a big INSERT cannot spill grows with DuckDB's threads (each builds
+  its own row group). Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
   threads, and under 96 MB on eight (`SET threads = 8` on two cores). On two cores, 96 MB
   instead of 128 MB lowered Meteroid's 200,000-invoice load from 322-342 MB to 302-308 MB,
   as fast. The sync's own queries (change counts, views) run under the same settings
