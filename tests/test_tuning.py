@@ -54,7 +54,7 @@ def _as_duckdb_shows(limit: str) -> str:
 
 
 def test_default_cap_grows_with_duckdbs_threads() -> None:
-    """What DuckDB cannot spill in a big INSERT is one row group per thread."""
+    """What DuckDB cannot spill in a big INSERT grows with its threads."""
     with duckdb.connect() as con:
         threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     assert tuning.duckdb_memory_limit() == f"{32 * (1 + int(threads))}MB"

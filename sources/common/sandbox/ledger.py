@@ -235,7 +235,6 @@ class _InvoicesOf:
         self.status = status
         self.order = order
         self.invoices = [inv for inv in ledger.invoices.values() if inv.status == status]
-        self.positions = [order[inv.id] for inv in self.invoices]
 
     def __len__(self) -> int:
         return len(self.invoices)
@@ -244,13 +243,13 @@ class _InvoicesOf:
         return self.invoices[index]
 
     def update(self, invoice: Invoice) -> None:
-        position = self.order[invoice.id]
-        at = bisect.bisect_left(self.positions, position)
-        listed = at < len(self.positions) and self.positions[at] == position
+        at = bisect.bisect_left(
+            self.invoices, self.order[invoice.id], key=lambda listed: self.order[listed.id]
+        )
+        listed = at < len(self.invoices) and self.invoices[at] is invoice
         if listed and invoice.status != self.status:
-            del self.positions[at], self.invoices[at]
+            del self.invoices[at]
         elif not listed and invoice.status == self.status:
-            self.positions.insert(at, position)
             self.invoices.insert(at, invoice)
 
 
