@@ -25,14 +25,13 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
 - DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
   The load needs far less, and two files at a time; DuckDB spills to disk beyond its limit,
   but it keeps the blocks it read and wrote cached up to the limit, so a big sync's load sits
-  at it. What a big INSERT cannot spill grows with DuckDB's threads (each builds its own
-  row group): Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
-  threads, and under 96 MB on eight. So the sync runs DuckDB on one thread
-  (`DUCKDB_THREADS`), capped at 32 MB plus 32 MB a thread (`duckdb_memory_limit`: 64 MB).
-  On two cores, one thread under 64 MB instead of two under 96 MB lowered Meteroid's
-  200,000-invoice load from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of
-  a 65-85 s sync; the 20,000-invoice load, 0.1 s). The sync's own queries (change counts,
-  views) run under the same settings (`warehouse_connection`).
+  at it. The limit is 32 MB plus 32 MB for each DuckDB thread (`duckdb_memory_limit`: 96 MB
+  on two cores). What a big INSERT cannot spill grows with DuckDB's threads (each builds
+  its own row group). Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
+  threads, and under 96 MB on eight (`SET threads = 8` on two cores). On two cores, 96 MB
+  instead of 128 MB lowered Meteroid's 200,000-invoice load from 322-342 MB to 302-308 MB,
+  as fast. The sync's own queries (change counts, views) run under the same settings
+  (`warehouse_connection`).
 - A merge that deletes rows scattered over a big warehouse also holds DuckDB memory it cannot
   spill (about 10 bytes for every row of each 2,048-row vector it touches, until the
   transaction ends). At 1,000,000 invoices, replacing 1% of them picked at random across the
@@ -79,12 +78,11 @@ PROVIDER_NAME = "invoice-sync defaults"
 ESCAPED_ROW_ID = f'"{C_DLT_ID}"'  # how dlt names the row id column in DuckDB SQL
 
 
-DUCKDB_THREADS = 1  # while syncing; DuckDB would run one per core
-
-
-def duckdb_memory_limit(threads: int = DUCKDB_THREADS) -> str:
-    """DuckDB's cap while syncing: 32 MB, and 32 MB for each thread it runs."""
-    return f"{32 * (1 + threads)}MB"
+def duckdb_memory_limit() -> str:
+    """DuckDB's default cap while syncing: 32 MB, and 32 MB for each thread it runs."""
+    with duckdb.connect() as probe:
+        [(threads,)] = probe.execute("SELECT current_setting('threads')").fetchall()
+    return f"{32 * (1 + int(threads))}MB"
 
 
 DEFAULTS: dict[str, Any] = {
@@ -101,14 +99,7 @@ DEFAULTS: dict[str, Any] = {
     "extract": {"max_parallel_items": 5},
     "load": {"workers": 2},
     "destination": {
-        "duckdb": {
-            "credentials": {
-                "global_config": {
-                    "threads": DUCKDB_THREADS,
-                    "memory_limit": duckdb_memory_limit(),
-                }
-            }
-        },
+        "duckdb": {"credentials": {"global_config": {"memory_limit": duckdb_memory_limit()}}},
     },
 }
 
