@@ -75,7 +75,7 @@ def snapshot_invoices(db_path: str | Path, source: str) -> None:
         except duckdb.CatalogException:  # no views yet: every invoice will be new
             con.execute(
                 f"CREATE OR REPLACE TABLE {_snapshot_table(source)} "
-                "(invoice_id VARCHAR, digest VARCHAR)"
+                "(invoice_id VARCHAR, digest UBIGINT)"
             )
 
 
