@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 import requests
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -30,7 +29,13 @@ from pipelines.runs import (
     record_run,
     snapshot_invoices,
 )
-from pipelines.tuning import register_defaults, release_freed_memory, use_duckdb_merge_jobs
+from pipelines.tuning import (
+    load_with_memory_headroom,
+    out_of_memory,
+    register_defaults,
+    release_freed_memory,
+    use_duckdb_merge_jobs,
+)
 from pipelines.views import build_views
 from sources.common.errors import SyncError, error_chain
 from sources.common.http import counting_requests, http_failure
@@ -80,16 +85,17 @@ def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
 def load_pending(pipeline: dlt.Pipeline) -> None:
     """Load what a sync stopped part-way left extracted or normalised, before reading again.
 
-    dlt's `run` would do it, but it first compares state with the destination; when the
-    stopped sync was the first one, the dataset does not exist yet, and dlt takes that for a
-    deleted warehouse and discards the working folder, with the invoices already fetched
-    (Press serves some of them only once). So a first sync's leftovers are loaded directly.
+    As dlt's `run` does it, with two differences. State is compared with the destination
+    only once a sync has landed: when the stopped sync was the first one, the dataset does
+    not exist yet, and dlt takes that for a deleted warehouse and discards the working
+    folder, with the invoices already fetched (Press serves some of them only once). And the
+    load gets memory headroom: what stopped it may have been DuckDB running out of memory.
     """
-    if pipeline.first_run:
+    if pipeline.config.restore_from_destination and not pipeline.first_run:
+        pipeline.sync_destination()
+    if pipeline.list_extracted_load_packages():
         pipeline.normalize()
-        pipeline.load()
-    else:
-        pipeline.run(loader_file_format="parquet")
+    load_with_memory_headroom(pipeline)
 
 
 def normalize_workers(pipeline: dlt.Pipeline) -> int:
@@ -149,10 +155,10 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
             credential_keys=list(vendor.credential_keys),
             extract_message=vendor.error_message,
         )
-    if isinstance(cause, duckdb.OutOfMemoryException):
+    if duckdb_message := out_of_memory(error):
         return SyncError(
             vendor.name,
-            f"DuckDB ran out of memory: {str(cause).splitlines()[0][:200]}",
+            f"DuckDB ran out of memory: {duckdb_message[:200]}",
             "give DuckDB more memory, e.g. DESTINATION__DUCKDB__CREDENTIALS__"
             'GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\'; the next sync completes this one',
         )
@@ -195,7 +201,7 @@ def sync_vendor(
                 result.requests = requests_made()
             normalize = pipeline.normalize(workers=normalize_workers(pipeline))
             release_freed_memory()
-            pipeline.load()
+            load_with_memory_headroom(pipeline)
         if normalize is not None:
             result.rows = {
                 table: count

@@ -25,19 +25,21 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
 - DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
   The load needs far less, and two files at a time; DuckDB spills to disk beyond its limit,
   but it keeps the blocks it read and wrote cached up to the limit, so a big sync's load sits
-  at it. The limit is 32 MB plus 32 MB for each DuckDB thread (`duckdb_memory_limit`: 96 MB
-  on two cores). What a big INSERT cannot spill grows with DuckDB's threads (each builds
-  its own row group). Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
-  threads, and under 96 MB on eight (`SET threads = 8` on two cores). On two cores, 96 MB
-  instead of 128 MB lowered Meteroid's 200,000-invoice load from 322-342 MB to 302-308 MB,
-  as fast. The sync's own queries (change counts, views) run under the same settings
-  (`warehouse_connection`).
+  at it. What a big INSERT cannot spill grows with DuckDB's threads (each builds its own
+  row group): Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
+  threads, and under 96 MB on eight. So the sync runs DuckDB on one thread
+  (`DUCKDB_THREADS`), capped at 32 MB plus 32 MB a thread (`duckdb_memory_limit`: 64 MB).
+  On two cores, one thread under 64 MB instead of two under 96 MB lowered Meteroid's
+  200,000-invoice load from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of
+  a 65-85 s sync; the 20,000-invoice load, 0.1 s). The sync's own queries (change counts,
+  views) run under the same settings (`warehouse_connection`).
 - A merge that deletes rows scattered over a big warehouse also holds DuckDB memory it cannot
   spill (about 10 bytes for every row of each 2,048-row vector it touches, until the
   transaction ends). At 1,000,000 invoices, replacing 1% of them picked at random across the
-  history ran out of memory under 128 MB. A load job that runs out of memory is run again
-  with twice the cap, up to half the machine's memory (`run_with_memory_headroom`), with a
-  warning.
+  history ran out of memory under 128 MB. A load that runs out of memory stops at once and
+  is run again in a new DuckDB instance with twice the cap, up to half the machine's memory
+  (`load_with_memory_headroom`), with a warning: in the same instance, the rows a rolled-back
+  merge had begun to delete cannot be deleted again (`LoadJobOutOfMemory`).
 - dlt's merge SQL is used with two changes. Rows that were staged once, as they are in every
   sync but one resumed after a crash, are not deduplicated by row id: that sorted step was
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
@@ -49,11 +51,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import os
-import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +66,17 @@ import pyarrow.parquet
 from dlt.common import logger
 from dlt.common.configuration.providers import CustomLoaderDocProvider
 from dlt.common.destination.client import FollowupJobRequest, LoadJob, RunnableLoadJob
+from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.destination.typing import PreparedTableSchema
+from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.typing import C_DLT_ID, TSortOrder
 from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.common.storages.load_package import LoadJobInfo
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.common.errors import error_chain
 
@@ -78,11 +84,12 @@ PROVIDER_NAME = "invoice-sync defaults"
 ESCAPED_ROW_ID = f'"{C_DLT_ID}"'  # how dlt names the row id column in DuckDB SQL
 
 
-def duckdb_memory_limit() -> str:
-    """DuckDB's default cap while syncing: 32 MB, and 32 MB for each thread it runs."""
-    with duckdb.connect() as probe:
-        [(threads,)] = probe.execute("SELECT current_setting('threads')").fetchall()
-    return f"{32 * (1 + int(threads))}MB"
+DUCKDB_THREADS = 1  # while syncing; DuckDB would run one per core
+
+
+def duckdb_memory_limit(threads: int = DUCKDB_THREADS) -> str:
+    """DuckDB's cap while syncing: 32 MB, and 32 MB for each thread it runs."""
+    return f"{32 * (1 + threads)}MB"
 
 
 DEFAULTS: dict[str, Any] = {
@@ -99,7 +106,11 @@ DEFAULTS: dict[str, Any] = {
     "extract": {"max_parallel_items": 5},
     "load": {"workers": 2},
     "destination": {
-        "duckdb": {"credentials": {"global_config": {"memory_limit": duckdb_memory_limit()}}},
+        "duckdb": {
+            "credentials": {
+                "global_config": {"threads": DUCKDB_THREADS, "memory_limit": duckdb_memory_limit()}
+            }
+        },
     },
 }
 
@@ -277,7 +288,7 @@ def _duckdb_followup_jobs(
 
 def use_duckdb_merge_jobs() -> None:
     """Make dlt's DuckDB client merge with the jobs above (dlt 1.31 uses its generic one), and
-    run its load jobs with memory headroom.
+    stop a load job that runs out of memory at once (`LoadJobOutOfMemory`).
 
     The same shape as dlt's own clients that need their own merge SQL (mssql, dremio). The
     root-row fix is to be reported upstream, then removed.
@@ -286,9 +297,19 @@ def use_duckdb_merge_jobs() -> None:
     DuckDbClient.create_load_job = _duckdb_load_job  # type: ignore[method-assign]
 
 
+class LoadJobOutOfMemory(DestinationTerminalException):
+    """DuckDB ran out of memory in a load job.
+
+    Terminal, so that dlt does not run the job again in the same DuckDB instance: after a
+    transaction that ran out of memory part-way through its DELETEs is rolled back, DuckDB
+    2.0 answers every later delete of those rows in that instance with "Conflict on tuple
+    deletion!" (until the database is closed), whatever the cap. dlt stops the load, keeps
+    the package pending with the job in it, and closes the database once its other jobs
+    are done; `load_with_memory_headroom` then loads again in a new instance.
+    """
+
+
 _DLT_LOAD_JOB = DuckDbClient.create_load_job
-_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
-_RAISING = threading.Lock()  # two load workers may run out of memory at once; raise once
 
 
 def _duckdb_load_job(
@@ -300,60 +321,76 @@ def _duckdb_load_job(
 ) -> LoadJob:
     job = _DLT_LOAD_JOB(client, table, file_path, load_id, restore)
     if isinstance(job, RunnableLoadJob):
-        run = job.run
-        job.run = lambda: run_with_memory_headroom(job, run)  # type: ignore[method-assign]
+        job.run = functools.partial(_stop_when_out_of_memory, job.run)  # type: ignore[method-assign]
     return job
 
 
-def run_with_memory_headroom(job: RunnableLoadJob, run: Any) -> None:
-    """Run a load job; if DuckDB runs out of memory, double its cap and run the job again.
+def _stop_when_out_of_memory(run: Callable[[], None]) -> None:
+    try:
+        run()
+    except Exception as error:
+        if out_of_memory(error):
+            # DuckDB's first line only, not the chain: dlt logs this with its traceback
+            raise LoadJobOutOfMemory(str(error).splitlines()[0]) from None
+        raise
 
-    The job's transaction was rolled back, so running it again is safe. The cap stays raised
-    for the rest of the process; the next sync starts from the configured one. Gives up at
-    half the machine's memory.
+
+def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
+    """dlt's load; if DuckDB runs out of memory, load again under twice the cap.
+
+    Each attempt is a new `pipeline.load`, which opens the database anew (dlt closed it when
+    the failed load ended), so the job that ran out of memory runs in a fresh DuckDB instance
+    (`LoadJobOutOfMemory` says why it must). Jobs that completed stay completed. The raised
+    cap holds for this load only; the next sync starts from the configured one. Gives up at
+    half the machine's memory, raising dlt's error.
     """
+    credentials: DuckDbCredentials | None = None
     while True:
-        sql_client = job._job_client.sql_client  # type: ignore[attr-defined]
-        cap = memory_limit(sql_client)
         try:
-            run()
-            return
-        except Exception as error:
-            if not _out_of_memory(error):
+            return pipeline.load(credentials=credentials)
+        except PipelineStepFailed as failure:
+            if not out_of_memory(failure):
                 raise
-            raised = _raise_memory_limit(sql_client, cap)
-            if raised is None:
+            if credentials is None:  # resolved once, from the user's settings and ours
+                credentials = pipeline.destination_client().config.credentials
+            settings = dict(credentials.global_config or {})
+            cap = memory_bytes(settings.get("memory_limit"))
+            if cap >= memory_ceiling():
                 raise
+            raised = min(2 * cap, memory_ceiling())
+            settings["memory_limit"] = f"{raised // 2**20}MiB"
+            credentials.global_config = settings
             logger.warning(
-                f"DuckDB ran out of memory under {cap // 2**20} MiB in load job "
-                f"{job.job_id()}; running it again under {raised // 2**20} MiB. To start there, "
-                f"set memory_limit in {DUCKDB_SETTINGS_KEY}."
+                f"DuckDB ran out of memory under {cap / 2**20:.0f} MiB loading "
+                f"{pipeline.pipeline_name}; loading again under {raised / 2**20:.0f} MiB. To "
+                f"start there, set memory_limit in {DUCKDB_SETTINGS_KEY}."
             )
 
 
-def memory_limit(sql_client: SqlClientBase[Any]) -> int:
-    """DuckDB's memory cap in bytes (it reports e.g. '122.0 MiB')."""
-    [(setting,)] = sql_client.execute_sql("SELECT current_setting('memory_limit')")
-    number, unit = setting.split()
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def memory_bytes(limit: str | None) -> int:
+    """A DuckDB memory limit (`'96MB'`, `'1GiB'`; None for DuckDB's default) in bytes."""
+    with duckdb.connect() as con:
+        if limit is not None:
+            con.execute("SET memory_limit = ?", [limit])
+        [(setting,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    number, unit = setting.split()  # DuckDB reports e.g. '91.5 MiB'
     return int(float(number) * _UNITS[unit])
 
 
-def _raise_memory_limit(sql_client: SqlClientBase[Any], seen: int) -> int | None:
-    """Double the cap `seen` (unless another job already raised it); None at the ceiling."""
-    ceiling = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    with _RAISING:
-        current = memory_limit(sql_client)
-        if current > seen:
-            return current
-        if seen >= ceiling:
-            return None
-        raised = min(seen * 2, ceiling)
-        sql_client.execute_sql(f"SET GLOBAL memory_limit = '{raised // 2**20}MiB'")
-        return memory_limit(sql_client)
+def memory_ceiling() -> int:
+    """The most `load_with_memory_headroom` gives DuckDB: half the machine's memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    return any(isinstance(cause, duckdb.OutOfMemoryException) for cause in error_chain(error))
+def out_of_memory(error: BaseException) -> str | None:
+    """DuckDB's message, if `error` came of DuckDB running out of memory; else None."""
+    for cause in error_chain(error):
+        if isinstance(cause, duckdb.OutOfMemoryException | LoadJobOutOfMemory):
+            return str(cause).splitlines()[0]
+    return None
 
 
 def release_freed_memory() -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import dlt
 import duckdb
+import pyarrow
+import pyarrow.compute
 import pytest
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
@@ -43,8 +45,10 @@ def test_duckdb_memory_is_capped(make_sandbox) -> None:
     sb.sync_ok()
     pipeline = pipelines.sync.pipeline_for("meteroid", sb.db)
     with pipeline.sql_client() as client:
-        [(limit,)] = client.execute_sql("SELECT current_setting('memory_limit')")
-    assert limit.endswith("MiB") and float(limit.split()[0]) < 200
+        [(limit, threads)] = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('threads')"
+        )
+    assert (limit, threads) == (_as_duckdb_shows("64MB"), 1)
 
 
 def _as_duckdb_shows(limit: str) -> str:
@@ -53,13 +57,13 @@ def _as_duckdb_shows(limit: str) -> str:
         return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
-def test_default_cap_grows_with_duckdbs_threads() -> None:
-    """What DuckDB cannot spill in a big INSERT grows with its threads."""
-    with duckdb.connect() as con:
-        threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    assert tuning.duckdb_memory_limit() == f"{32 * (1 + int(threads))}MB"
+def test_the_cap_is_sized_for_duckdbs_threads() -> None:
+    """What DuckDB cannot spill in a big INSERT grows with its threads; the sync runs one."""
+    assert tuning.duckdb_memory_limit() == "64MB"
+    assert tuning.duckdb_memory_limit(threads=4) == "160MB"
     assert tuning.DEFAULTS["destination"]["duckdb"]["credentials"]["global_config"] == {
-        "memory_limit": tuning.duckdb_memory_limit()
+        "threads": 1,
+        "memory_limit": "64MB",
     }
 
 
@@ -69,8 +73,10 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
 
     def spy(db_path: str | Path) -> Any:
         con = tuning.warehouse_connection(db_path)
-        [(limit,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
-        limits.append(limit)
+        [(limit, threads)] = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads')"
+        ).fetchall()
+        limits.append(f"{limit} on {threads}")
         return con
 
     monkeypatch.setattr(pipelines.runs, "warehouse_connection", spy)
@@ -78,46 +84,67 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
     sb = make_sandbox(METEROID, invoices=5)
     sb.sync_ok()
     # snapshot before, counts after, the run's record, the views
-    assert len(limits) == 4 and set(limits) == {_as_duckdb_shows(tuning.duckdb_memory_limit())}
+    assert len(limits) == 4 and set(limits) == {f"{_as_duckdb_shows('64MB')} on 1"}
     limits.clear()
     monkeypatch.setenv(
         "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "256MB"}'
     )
     sb.sync_ok()
-    assert len(limits) == 4 and set(limits) == {"244.1 MiB"}
+    assert len(limits) == 4 and {limit.split(" on ")[0] for limit in limits} == {"244.1 MiB"}
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 
-def test_a_load_job_out_of_memory_runs_again_under_twice_the_cap(
-    make_sandbox, caplog, capfd
-) -> None:
-    """A merge deleting rows scattered over a big warehouse can need more than the cap."""
-    sb = make_sandbox(METEROID, invoices=5)
-    sb.sync_ok()
-    # a job as dlt makes them for its merges: SQL in a file, run on the load's connection
-    job_file = sb.db.parent / "invoices.probe.0.sql"
-    job_file.write_text(
-        "CREATE TEMP TABLE probe AS SELECT range AS n, md5(range::VARCHAR) AS s FROM range(200000)"
+@dlt.resource(name="rows", primary_key="id", write_disposition="merge")
+def _numbered_rows(ids: range, version: str) -> Iterator[pyarrow.Table]:
+    numbers = pyarrow.array(ids, pyarrow.int64())
+    yield pyarrow.table(
+        {"id": numbers, "x": pyarrow.compute.multiply(numbers, 2), "version": [version] * len(ids)}
     )
-    pipeline = pipelines.sync.pipeline_for("meteroid", sb.db)
-    with pipeline.destination_client() as client:
-        sql = client.sql_client
-        sql.execute_sql("SET GLOBAL temp_directory = ''")  # nothing may spill: 8 MiB is too little
-        sql.execute_sql("SET GLOBAL memory_limit = '8MiB'")
-        job = client.create_load_job(client.prepare_load_table("invoices"), str(job_file), "1")
-        job._job_client = client
-        job.run()
-        assert tuning.memory_limit(sql) == 16 * 2**20
-        assert sql.execute_sql("SELECT count(*) FROM probe") == [(200_000,)]
+
+
+def test_a_merge_out_of_memory_part_way_through_its_deletes_loads_again_in_a_new_instance(
+    tmp_path, monkeypatch, caplog, capfd
+) -> None:
+    """Replacing rows scattered over a big table can need more memory than the cap.
+
+    Under 8 MB, this merge runs out of memory part-way through its DELETE; run again in the
+    same DuckDB instance, even under 1 GB, every attempt fails with "Conflict on tuple
+    deletion!" (DuckDB 2.0). The load stops at the first attempt and runs again in a new
+    instance under twice the cap, until it passes.
+    """
+    pipeline = pipelines.sync.pipeline_for("merge_probe", tmp_path / "w.duckdb")
+    pipeline.extract(_numbered_rows(range(1_000_000), "first"), loader_file_format="parquet")
+    pipeline.normalize()
+    tuning.load_with_memory_headroom(pipeline)
+
+    monkeypatch.setenv(
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "8MB", "threads": 2}'
+    )
+    attempts: list[int] = []
+    load = dlt.Pipeline.load
+    monkeypatch.setattr(
+        dlt.Pipeline, "load", lambda self, *a, **k: attempts.append(1) or load(self, *a, **k)
+    )
+    every_97th = _numbered_rows(range(0, 1_000_000, 97), "second")
+    pipeline.extract(every_97th, loader_file_format="parquet")
+    pipeline.normalize()
+    tuning.load_with_memory_headroom(pipeline)
+
+    assert len(attempts) >= 2
+    with pipeline.sql_client() as client:
+        counts = client.execute_sql("SELECT version, count(*) FROM rows GROUP BY 1 ORDER BY 1")
+    assert counts == [("first", 1_000_000 - 10_310), ("second", 10_310)]
+    assert not pipeline.has_pending_data
     # dlt's logger writes to stderr; whether pytest sees it there or as a log record depends
     # on when dlt set its handler up (xdist workers differ)
     warning = capfd.readouterr().err + caplog.text
-    assert "ran out of memory under 8 MiB in load job invoices.probe" in warning
-    assert "running it again under 16 MiB" in warning
+    assert "DuckDB ran out of memory under 8 MiB loading invoice_sync_merge_probe" in warning
+    assert "loading again under 15 MiB" in warning
 
 
 def test_out_of_memory_is_explained_and_the_next_sync_completes(make_sandbox, monkeypatch) -> None:
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1MB"}')
+    monkeypatch.setattr(tuning, "memory_ceiling", lambda: 2 * 2**20)  # give up after 2 MiB
     sb = make_sandbox(METEROID, invoices=300)
     result = sb.sync()
     assert result.error is not None
