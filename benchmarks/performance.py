@@ -213,7 +213,7 @@ class PeakMemory(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.largest = 0.0
-        self.phase = "before extract"  # the change-count snapshot, reading state
+        self.phase = "before extract"  # reading state, dlt restoring it from the warehouse
         self.by_phase: dict[str, float] = {}
         self.done = threading.Event()
 

@@ -99,6 +99,9 @@ INVOICE_CHECK_COLUMNS = {
     "vendor_outstanding": MONEY,
     "vendor_overdue": MONEY,
 }
+# The dlt load that last wrote any of the data an invoice's row is computed from: a sync's
+# change counts hash again only the invoices loaded since they last counted (pipelines/runs.py).
+INVOICE_LOAD_COLUMNS = {"load_id": "VARCHAR"}
 # A vendor's own totals per currency, where its API reports them (NULL where it does not):
 # outstanding and overdue, or the number of invoices and their gross total.
 VENDOR_FIGURES = {
@@ -128,7 +131,7 @@ CHECKS = (
 
 # Per-vendor staging entities (file stem in sql/10_staging/<vendor>/) and their shapes.
 STAGING_ENTITIES = {
-    "invoices": {**INVOICES, **INVOICE_CHECK_COLUMNS},
+    "invoices": {**INVOICES, **INVOICE_CHECK_COLUMNS, **INVOICE_LOAD_COLUMNS},
     "invoice_lines": INVOICE_LINES,
     "payments": PAYMENTS,
     "invoice_taxes": INVOICE_TAXES,

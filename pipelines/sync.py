@@ -22,13 +22,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.registry import VENDORS
-from pipelines.runs import (
-    InvoiceCounts,
-    counts_since_snapshot,
-    drop_snapshot,
-    record_run,
-    snapshot_invoices,
-)
+from pipelines.runs import InvoiceCounts, count_changes, keep_digests, record_run
 from pipelines.tuning import (
     load_with_memory_headroom,
     out_of_memory,
@@ -229,16 +223,14 @@ def sync(
     each vendor's run in billing.sync_runs."""
     results, started = [], {}
     for vendor in vendors:
-        snapshot_invoices(db_path, vendor.name)
+        keep_digests(db_path, vendor.name)
         started[vendor.name] = datetime.now(UTC)
         options = (source_options or {}).get(vendor.name, {})
         results.append(sync_vendor(vendor, db_path, full_refresh, **options))
     build_views(db_path, list(VENDORS))
     for result in results:
         if result.ok:
-            result.counts = counts_since_snapshot(db_path, result.vendor)
-        else:
-            drop_snapshot(db_path, result.vendor)
+            result.counts = count_changes(db_path, result.vendor, full_refresh)
         record_run(
             db_path,
             result.vendor,

@@ -60,5 +60,6 @@ SELECT
     ) AS vendor_overdue,
     CAST(m.kpi_credit_applied AS DECIMAL(18, 4)) AS amount_credited,
     CAST(m.kpi_credit_issued AS DECIMAL(18, 4)) AS amount_refunded,
-    CAST(m.due AS DECIMAL(18, 4)) AS vendor_amount_due
+    CAST(m.due AS DECIMAL(18, 4)) AS vendor_amount_due,
+    m._dlt_load_id AS load_id
 FROM mapped AS m;

@@ -47,6 +47,7 @@ SELECT
     CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded,
     CAST(m.amount_due AS DECIMAL(18, 4)) AS vendor_amount_due,
     CAST(NULL AS DECIMAL(18, 4)) AS vendor_outstanding,
-    CAST(NULL AS DECIMAL(18, 4)) AS vendor_overdue
+    CAST(NULL AS DECIMAL(18, 4)) AS vendor_overdue,
+    m._dlt_load_id AS load_id
 FROM mapped AS m
 LEFT JOIN periods AS p ON p._dlt_parent_id = m._dlt_id;

@@ -11,6 +11,8 @@ WITH mapped AS (
         i.*,
         coalesce(m.in_snapshot, true) AS in_snapshot,
         m.vanished_at,
+        -- the latest load that wrote either row: a vanished invoice's marker is written alone
+        greatest(i._dlt_load_id, m._dlt_load_id) AS load_id,
         CASE
             WHEN NOT coalesce(m.in_snapshot, true) AND i.status = 'Paid' THEN 'refunded'
             WHEN NOT coalesce(m.in_snapshot, true) THEN 'uncollectible'
@@ -68,5 +70,6 @@ SELECT
         AS DECIMAL(18, 4)
     ) AS amount_credited,
     m.in_snapshot,
-    CAST(m.vanished_at AS TIMESTAMPTZ) AS vanished_at
+    CAST(m.vanished_at AS TIMESTAMPTZ) AS vanished_at,
+    m.load_id
 FROM totalled AS m;

@@ -55,5 +55,6 @@ SELECT
         AS updated_at,
     m.billing_date_text AS vendor_billing_date,
     m.merchant_legal_name,
-    CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded
+    CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded,
+    m._dlt_load_id AS load_id
 FROM mapped AS m;

@@ -60,5 +60,6 @@ SELECT
     CAST(NULL AS DECIMAL(18, 4)) AS vendor_outstanding,
     CAST(NULL AS DECIMAL(18, 4)) AS vendor_overdue,
     m.accounting_date,
-    m.customer_tax_status AS vendor_tax_status
+    m.customer_tax_status AS vendor_tax_status,
+    m._dlt_load_id AS load_id
 FROM mapped AS m;
