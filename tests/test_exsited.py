@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,7 +19,7 @@ from pipelines.sync import pipeline_for
 from sources.common.errors import BadRecordError
 from sources.common.sandbox.server import Faults
 from sources.exsited import VENDOR
-from sources.exsited.emulator import CLIENT_ID, CLIENT_SECRET
+from sources.exsited.emulator import _NAMESPACE, CLIENT_ID, CLIENT_SECRET, _uuid
 from sources.exsited.incremental import Page, ScopeSync
 
 TODAY = date.today()
@@ -48,6 +49,11 @@ def _token(sb: Any) -> str:
         "redirect_uri": "",
     }
     return requests.post(url, json=body, timeout=5).json()["access_token"]
+
+
+def test_the_emulator_makes_line_uuids_as_uuid5_does() -> None:
+    for parts in [("INV-00001", "1"), ("INV-12345", "3", "2"), ("é", "")]:
+        assert _uuid(*parts) == str(uuid.uuid5(_NAMESPACE, ":".join(parts))).upper()
 
 
 @pytest.mark.parametrize("empty_link", ["", None])

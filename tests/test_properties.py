@@ -1,6 +1,6 @@
 """Property: whatever happens between and during syncs, the warehouse ends equal to the truth.
 
-CI (where `CI` is set) runs 200 generated scenarios per vendor, the `ci` profile; a
+CI (where `CI` is set) runs 100 generated scenarios per vendor, the `ci` profile; a
 developer's run uses 15 (`dev`). `HYPOTHESIS_PROFILE=ci` runs CI's amount anywhere.
 """
 
@@ -17,7 +17,7 @@ from tests.scenarios import run_scenario, scenarios
 # CI does not shrink: a failure is reported at once, with the example that failed.
 settings.register_profile(
     "ci",
-    max_examples=200,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from sources.common.sandbox.ledger import Ledger
 from sources.common.sandbox.truth import TruthInvoice
 
@@ -62,20 +64,19 @@ class Response:
         )
 
 
-_NUMBER_MARK = "\x00num:"
-_MARKED_NUMBER = re.compile(r'"\\u0000num:(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"')
-
-
-def _json_default(value: Any) -> Any:
+def _decimal_as_number(value: Any) -> orjson.Fragment:
     if isinstance(value, Decimal):
-        return f"{_NUMBER_MARK}{value}"
+        return orjson.Fragment(str(value))
     raise TypeError(f"cannot serialise {value!r}")
 
 
 def dump_json(payload: Any) -> bytes:
-    """JSON with Decimal values written as JSON numbers with their exact digits ("150.0000")."""
-    text = json.dumps(payload, default=_json_default, separators=(",", ":"))
-    return _MARKED_NUMBER.sub(r"\1", text).encode()
+    """JSON with Decimal values written as JSON numbers with their exact digits ("150.0000").
+
+    orjson, not the standard library: at 100 invoices a page, writing the body with `json`
+    cost as much CPU as a sync spends reading it, on the machine both share in benchmarks.
+    """
+    return orjson.dumps(payload, default=_decimal_as_number, option=orjson.OPT_NON_STR_KEYS)
 
 
 @dataclass
