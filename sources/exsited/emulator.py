@@ -43,7 +43,6 @@ CLIENT_ID = "sandbox-exsited-client"
 CLIENT_SECRET = "sandbox-exsited-secret"
 LINK_HOST = "https://api-stage.exsited.com"
 _NAMESPACE = uuid.UUID("6f1c1a52-3d0e-4c55-9a55-0b6e4c1e7a11")
-_NAMESPACE_BYTES = _NAMESPACE.bytes
 DEFAULT_LIMIT = 20
 
 _STATUS = {DRAFT: "DRAFT", VOID: "VOIDED", UNCOLLECTIBLE: "WRITTEN_OFF"}
@@ -59,7 +58,7 @@ _ORDER_FIELDS = {
 def _uuid(*parts: str) -> str:
     """`str(uuid.uuid5(_NAMESPACE, name)).upper()`, without building UUID objects: a page of
     100 invoices has 1,900 of these ids, and `uuid5` made them half the page's rendering."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + ":".join(parts).encode()).digest()[:16])
+    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + ":".join(parts).encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex().upper()
