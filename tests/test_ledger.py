@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from sources.common.sandbox.ledger import DRAFT, OPEN, Ledger
+from sources.common.sandbox.server import dump_json
 
 
 def _random_changes_rebuilding_lists(ledger: Ledger, count: int) -> list[str]:
@@ -54,3 +57,8 @@ def test_random_changes_pick_as_rebuilt_lists_would(
     assert _state(kept) == _state(rebuilt)
     kinds = {line.split()[0] for line in done}
     assert kinds >= {"created", "paid", "voided"}  # the lists really changed under the picks
+
+
+def test_the_sandbox_writes_decimals_as_json_numbers_with_their_digits() -> None:
+    body = {"total": Decimal("150.0000"), "tax": Decimal("-0.10"), "name": "Café", "n": 3}
+    assert dump_json(body) == '{"total":150.0000,"tax":-0.10,"name":"Café","n":3}'.encode()
