@@ -29,6 +29,7 @@ from pipelines.tuning import (
     register_defaults,
     release_freed_memory,
     use_duckdb_merge_jobs,
+    use_system_allocator_for_arrow,
 )
 from pipelines.views import build_views
 from sources.common.errors import SyncError, error_chain
@@ -67,6 +68,7 @@ class SourceResult:
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
     register_defaults()
     use_duckdb_merge_jobs()
+    use_system_allocator_for_arrow()
     db = Path(db_path).resolve()
     return dlt.pipeline(
         pipeline_name=f"invoice_sync_{vendor}",

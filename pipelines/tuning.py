@@ -393,6 +393,18 @@ def out_of_memory(error: BaseException) -> str | None:
     return None
 
 
+def use_system_allocator_for_arrow() -> None:
+    """Arrow allocates with malloc, not its bundled mimalloc, unless the user chose a pool.
+
+    Meteroid's pages are converted with arrow compute in several threads
+    (`sources/common/columnar.py`); mimalloc kept what they freed, and the 20,000-invoice
+    sync's peak went from 256 MB to 342 MB. Through malloc, `release_freed_memory` can hand
+    it back, and the speed is the same.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
 def release_freed_memory() -> None:
     """Hand memory that extraction freed back to the system before DuckDB loads.
 

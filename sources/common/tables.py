@@ -124,6 +124,11 @@ class _Table:
         return f"{self.name}: {err}"
 
 
+def batch_id() -> str:
+    """The random prefix of a batch's root row ids (`<batch id><row number>`)."""
+    return secrets.token_urlsafe(9)
+
+
 # Invoices per extracted item: dlt computes a table's schema once per item (~3 ms), so pages
 # of 100 invoices in six tables would cost more there than their rows.
 BATCH_INVOICES = 1000
@@ -225,11 +230,23 @@ class NestedTables:
         """The arrow tables for `records`. Safe to call from several threads at once."""
         tables = [replace(table) for table in self.tables]  # fresh buffers for this call
         by_path = {table.path: table for table in tables}
-        batch = secrets.token_urlsafe(9)
+        batch = batch_id()
         for number, record in enumerate(records):
             row_id = f"{batch}{number}"
             self._add(by_path, tables[0], record, row_id, None, row_id, 0)
         return TableBatch(tuple(table.take(self.source) for table in tables))
+
+    def assemble(self, columns: Mapping[tuple[str, ...], Mapping[str, pa.Array]]) -> TableBatch:
+        """A batch from whole columns, by table path (the root's is `()`), linkage included."""
+        tables = []
+        for table in self.tables:
+            given = columns[table.path]
+            if given.keys() != table.columns.keys():
+                mismatch = sorted(given.keys() ^ table.columns.keys())
+                raise SyncError(self.source, f"{table.name}: columns {mismatch}", _MAPPING_BUG)
+            arrays = [given[name] for name in table.columns]
+            tables.append(pa.Table.from_arrays(arrays, schema=arrow_schema(table.columns)))
+        return TableBatch(tuple(tables))
 
     def items(self, batch: TableBatch) -> Iterator[Any]:
         """What the resource hands dlt for a batch: the root table, then each nested table

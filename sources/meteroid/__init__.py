@@ -2,11 +2,13 @@
 
 Nested lists become dlt nested tables: `invoices__line_items`,
 `invoices__line_items__sub_line_items`, `invoices__tax_breakdown`, `invoices__transactions`,
-`invoices__coupons`. Each page is handed to dlt as arrow tables (`sources/common/tables.py`).
+`invoices__coupons`. Each page is handed to dlt as arrow tables, converted column by column
+(`columnar.py`) or, for a page that needs it, record by record (`helpers.py`).
 A changed invoice replaces its child rows (merge, delete-insert).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import dlt
@@ -15,12 +17,14 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 from requests import Response
 
+from sources.common.columnar import pages_batch
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
 from sources.common.http import make_rest_client
-from sources.common.tables import BATCH_INVOICES, NestedTables, TableBatch, batched, joined
+from sources.common.tables import BATCH_INVOICES, NestedTables, TableBatch
 from sources.common.vendor import Vendor
 from sources.meteroid import settings
+from sources.meteroid.columnar import invoice_tables
 from sources.meteroid.emulator import make_emulator
 from sources.meteroid.helpers import SOURCE, error_message, invoice_record
 
@@ -171,17 +175,30 @@ def meteroid_source(
     client.session.hooks["response"].insert(0, _decode_with_orjson)
     params = {"per_page": per_page, "order_by": settings.ORDER_BY}
 
-    def page_body(page: int) -> dict[str, Any]:
+    def page_response(page: int) -> Response:
         response = client.get(settings.INVOICES_PATH, params={**params, "page": page})
         response.raise_for_status()
-        return checked_page(response)
+        return response
 
-    def batch(rows: list[Any]) -> TableBatch:
-        return TABLES.arrow(invoice_record(raw) for raw in rows)
+    def page_rows(response: Response) -> list[Any]:
+        return checked_page(response)["data"]
+
+    def batch(pages: Iterable[tuple[list[Any], Response]]) -> TableBatch:
+        return pages_batch(
+            pages,
+            columnar=lambda invoices: invoice_tables(invoices, TABLES),
+            records=lambda rows: TABLES.arrow(invoice_record(raw) for raw in rows),
+            reread=page_rows,
+        )
+
+    def fetched(pages: Iterable[int]) -> Iterator[tuple[list[Any], Response]]:
+        for page in pages:
+            response = page_response(page)
+            yield page_rows(response), response
 
     @dlt.defer
-    def pages_batch(pages: range) -> TableBatch:
-        return joined([batch(page_body(page)["data"]) for page in pages])
+    def pages_batch_of(pages: range) -> TableBatch:
+        return batch(fetched(pages))
 
     @dlt.resource(
         name="invoices",
@@ -191,21 +208,23 @@ def meteroid_source(
     )
     def invoices() -> Iterator[Any]:
         TABLES.declare(dlt.current.resource())
+        group = max(1, BATCH_INVOICES // per_page)
         if parallel_pages <= 1:
             pages = client.paginate(settings.INVOICES_PATH, params=params)
-            yield from batched(batch(page) for page in pages)
+            read = ((page, page.response) for page in pages)
+            while chunk := list(islice(read, group)):
+                yield batch(chunk)
             return
-        first = page_body(0)
-        yield batch(first["data"])
-        known = first["pagination_meta"]["total_pages"]
-        group = max(1, BATCH_INVOICES // per_page)
+        first = page_response(0)
+        yield batch([(page_rows(first), first)])
+        known = checked_page(first)["pagination_meta"]["total_pages"]
         for start in range(1, known, group):
             # a group's pages are read one after another; groups run in dlt's worker pool
-            yield pages_batch(range(start, min(start + group, known)))
+            yield pages_batch_of(range(start, min(start + group, known)))
         # Invoices created meanwhile sort last (oldest first): read on to the first empty page.
         page = max(known, 1)
-        while rows := page_body(page)["data"]:
-            yield batch(rows)
+        while rows := page_rows(response := page_response(page)):
+            yield batch([(rows, response)])
             page += 1
 
     return invoices.add_yield_map(TABLES.items)

@@ -20,12 +20,12 @@ from sources.meteroid import settings
 SOURCE = "meteroid"
 
 
-def _enum(value: Any, allowed: frozenset[str], field: str) -> str:
+def enum_value(value: Any, allowed: frozenset[str], field: str) -> str:
     """Meteroid enums in either casing (seed PascalCase or today's SCREAMING_SNAKE_CASE)."""
     return enum(value, allowed, field, screaming=True)
 
 
-def _optional_enum(value: Any, allowed: frozenset[str], field: str) -> str | None:
+def optional_enum_value(value: Any, allowed: frozenset[str], field: str) -> str | None:
     return optional_enum(value, allowed, field, screaming=True)
 
 
@@ -61,12 +61,14 @@ def _transaction(raw: dict[str, Any], currency: str) -> dict[str, Any]:
     method = raw.get("payment_method_info") or {}
     return {
         "id": raw.get("id"),
-        "payment_type": _enum(raw.get("payment_type"), settings.PAYMENT_TYPES, "payment_type"),
-        "status": _enum(raw.get("status"), settings.TRANSACTION_STATUSES, "transaction status"),
+        "payment_type": enum_value(raw.get("payment_type"), settings.PAYMENT_TYPES, "payment_type"),
+        "status": enum_value(
+            raw.get("status"), settings.TRANSACTION_STATUSES, "transaction status"
+        ),
         "amount": minor_money(raw.get("amount"), txn_currency, "transactions.amount"),
         "currency": txn_currency,
         "payment_method_id": raw.get("payment_method_id"),
-        "payment_method_type": _optional_enum(
+        "payment_method_type": optional_enum_value(
             method.get("payment_method_type"), settings.PAYMENT_METHOD_TYPES, "payment_method_type"
         ),
         "card_brand": method.get("card_brand"),
@@ -111,11 +113,11 @@ def _invoice_record(raw: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": invoice_id,
         "invoice_number": raw.get("invoice_number"),
-        "status": _enum(raw.get("status"), settings.INVOICE_STATUSES, "status"),
-        "payment_status": _enum(
+        "status": enum_value(raw.get("status"), settings.INVOICE_STATUSES, "status"),
+        "payment_status": enum_value(
             raw.get("payment_status"), settings.PAYMENT_STATUSES, "payment_status"
         ),
-        "invoice_type": _optional_enum(
+        "invoice_type": optional_enum_value(
             raw.get("invoice_type"), settings.INVOICE_TYPES, "invoice_type"
         ),
         "customer_id": raw.get("customer_id"),
@@ -165,7 +167,7 @@ def _invoice_record(raw: dict[str, Any]) -> dict[str, Any]:
                 "tax_amount": minor_money(
                     tax.get("tax_amount"), currency, "tax_breakdown.tax_amount"
                 ),
-                "exemption_type": _optional_enum(
+                "exemption_type": optional_enum_value(
                     tax.get("exemption_type"), settings.EXEMPTION_TYPES, "exemption_type"
                 ),
             }
