@@ -24,12 +24,12 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, count_changes, keep_digests, record_run
 from pipelines.tuning import (
+    allocate_so_that_freed_memory_returns,
     load_with_memory_headroom,
     out_of_memory,
     register_defaults,
     release_freed_memory,
     use_duckdb_merge_jobs,
-    use_system_allocator_for_arrow,
 )
 from pipelines.views import build_views
 from sources.common.errors import SyncError, error_chain
@@ -68,7 +68,7 @@ class SourceResult:
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
     register_defaults()
     use_duckdb_merge_jobs()
-    use_system_allocator_for_arrow()
+    allocate_so_that_freed_memory_returns()
     db = Path(db_path).resolve()
     return dlt.pipeline(
         pipeline_name=f"invoice_sync_{vendor}",

@@ -110,7 +110,8 @@ def emulator_pages(sb: Any, pages: int, per_page: int) -> list[list[Any]]:
 @pytest.mark.parametrize("enum_case", ["screaming", "pascal"])
 def test_emulator_pages_are_read_column_by_column_exactly(make_sandbox, enum_case: str) -> None:
     sb = make_sandbox(VENDOR, invoices=90, enum_case=enum_case)
-    pages = emulator_pages(sb, pages=4, per_page=25)
+    pages = emulator_pages(sb, pages=5, per_page=25)  # the last one empty
+    assert [len(rows) for rows in pages] == [25, 25, 25, 15, 0]
     record_pages: list[int] = []
     got = by_pages_batch(pages, record_pages)
     assert record_pages == []  # every page went the columnar way

@@ -176,6 +176,19 @@ def test_freed_memory_is_released_before_the_load(make_sandbox, monkeypatch) -> 
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 
+def test_a_sync_allocates_arrow_memory_with_malloc(make_sandbox, monkeypatch) -> None:
+    """mimalloc, arrow's default, kept what the columnar conversion freed (pipelines/tuning.py)."""
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setattr(pyarrow, "set_memory_pool", lambda pool: chosen.append(pool.backend_name))
+    chosen: list[str] = []
+    make_sandbox(METEROID, invoices=3).sync_ok()
+    assert chosen == ["system"]
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")  # a user's choice wins
+    chosen.clear()
+    make_sandbox(METEROID, invoices=3).sync_ok()
+    assert chosen == []
+
+
 @pytest.mark.parametrize("copies", [1, 2])
 def test_a_merge_keeps_one_copy_of_each_staged_row(make_sandbox, monkeypatch, copies) -> None:
     """A load job run again after a crash stages its rows twice; the merge keeps one of each.

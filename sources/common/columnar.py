@@ -2,13 +2,13 @@
 
 A vendor's `invoice_record` is the reference mapping: it checks every field and names the
 invoice when one is wrong. It costs about 250 µs an invoice in Python, most of a sync's time.
-The columnar path builds the same tables from pages with arrow compute (60-90 µs an invoice,
-most of it pyarrow reading the Python objects), and it is only allowed to answer when it gives exactly what the record path
-would: whenever a value is not what it can convert the same way (a float where an integer
-amount belongs, a date in another format, an unknown enum value, a null where a value is
-required), it raises `NotColumnar` and the page goes through the record path, which loads it
-or raises the error that names the invoice. `tests/test_columnar.py` holds the two paths to
-the same tables.
+The columnar path builds the same tables from pages with arrow compute (60-90 µs an
+invoice, most of it pyarrow reading the Python objects), and it may answer only where it
+gives exactly what the record path would. Whenever a value is not one it converts the same
+way (a float where an integer amount belongs, a date in another format, an unknown enum
+value, a null where a value is required), it raises `NotColumnar` and the page goes through
+the record path, which loads it or raises the error that names the invoice.
+`tests/test_columnar.py` holds the two paths to the same tables.
 
 The raw page is read with pyarrow's type inference, not a declared type: a declared int64
 column would take 1.5 as 1, while inference makes a column with any float a double, which
@@ -62,7 +62,7 @@ def pages_batch(
     arrays: list[pa.StructArray] | None = []
     for rows, handle in pages:
         handles.append(handle)
-        if arrays is not None:
+        if arrays is not None and rows:
             try:
                 arrays.append(struct_rows(rows))
             except NotColumnar:
