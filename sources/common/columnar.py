@@ -18,6 +18,7 @@ is refused here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -179,8 +180,17 @@ class Nested:
         return pc.subtract_checked(running.take(self.offsets[1:]), running.take(self.offsets[:-1]))
 
 
+# Decimal strings longer than this, or with an exponent, are left to the record path: arrow's
+# cast overflows a decimal128 without a word (a 31-digit quantity came out as another number),
+# and up to 20 characters no value reaches the 29 integer digits that decimal128(38, 9) holds.
+DECIMAL_TEXT_MAX = 20
+
+
 def decimals(values: pa.Array, kind: pa.DataType) -> pa.Array:
-    """Decimal strings as exact decimals (no float on the way)."""
+    """Plain decimal strings ("352.7", "-0.19") as exact decimals (no float on the way)."""
+    longest = pc.max(pc.utf8_length(values)).as_py() or 0
+    if longest > DECIMAL_TEXT_MAX or pc.any(pc.match_substring_regex(values, "[eE]")).as_py():
+        raise NotColumnar
     try:
         return values.cast(kind)
     except ArrowFailure:
@@ -205,24 +215,40 @@ def minor_units(amounts: pa.Array, exponents: pa.Array, kind: pa.DataType) -> pa
     return result if result is not None else pa.nulls(len(amounts), kind)
 
 
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)  # Python's range, which the record path keeps to
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def utc_timestamps(values: pa.Array) -> pa.Array:
     """ISO 8601 timestamps in UTC; one without an offset is UTC."""
     try:
-        return values.cast(pa.timestamp("us")).cast(pa.timestamp("us", "UTC"))
+        result = values.cast(pa.timestamp("us")).cast(pa.timestamp("us", "UTC"))
     except ArrowFailure:
-        pass
-    try:
-        return values.cast(pa.timestamp("us", "UTC"))
-    except ArrowFailure:
-        raise NotColumnar from None
+        try:
+            result = values.cast(pa.timestamp("us", "UTC"))
+        except ArrowFailure:
+            raise NotColumnar from None
+    return _within(result, EARLIEST, LATEST)
 
 
 def dates(values: pa.Array) -> pa.Array:
     """`YYYY-MM-DD` dates, a longer text read up to its tenth character (as `parse_iso_date`)."""
     try:
-        return pc.utf8_slice_codeunits(values, 0, 10).cast(pa.date32())
+        result = pc.utf8_slice_codeunits(values, 0, 10).cast(pa.date32())
     except ArrowFailure:
         raise NotColumnar from None
+    return _within(result, date.min, date.max)
+
+
+def _within(values: pa.Array, earliest: Any, latest: Any) -> pa.Array:
+    """`values`, refused if any lies outside Python's dates (arrow reads year 0)."""
+    kind = values.type
+    outside = pc.or_(
+        pc.less(values, pa.scalar(earliest, kind)), pc.greater(values, pa.scalar(latest, kind))
+    )
+    if pc.any(outside).as_py():
+        raise NotColumnar
+    return values
 
 
 def mapped(values: pa.Array, convert: Callable[[Any], Any], kind: pa.DataType) -> pa.Array:

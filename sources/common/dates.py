@@ -30,4 +30,7 @@ def parse_timestamp_utc(value: object) -> datetime:
         raise DateParseError(f"not an ISO 8601 timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise DateParseError(f"outside the years 1 to 9999 in UTC: {value!r}") from None

@@ -101,7 +101,7 @@ class _Table:
         """The rows so far as an arrow table; a value of the wrong type is a SyncError."""
         try:
             table = pa.table(self.values, schema=arrow_schema(self.columns))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as err:
             raise SyncError(source, self._misfit(err), _MAPPING_BUG) from None
         self._reset()
         return table
@@ -111,12 +111,12 @@ class _Table:
         for name, values in self.values.items():
             try:
                 pa.array(values, arrow_type(self.columns[name]))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as column_err:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as column_err:
                 rows = (v for v in values if v is not None)
                 for row, value in enumerate(rows):
                     try:
                         pa.array([value], arrow_type(self.columns[name]))
-                    except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                         return (
                             f"{self.name}.{name}: {value!r} is not a "
                             f"{self.columns[name]['data_type']} (row {row}: {column_err})"

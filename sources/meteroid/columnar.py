@@ -190,7 +190,7 @@ def _transactions(
     txn_currency = pc.if_else(
         pc.fill_null(pc.equal(own_currency, ""), True), invoice_currency, own_currency
     )
-    if not pc.all(pc.equal(txn_currency, invoice_currency)).as_py():
+    if not pc.all(pc.equal(txn_currency, invoice_currency), min_count=0).as_py():
         raise NotColumnar  # the record path names the transaction in another currency
     amount = required(integers(rows, "amount"))
     payment_type = _enum(text(rows, "payment_type"), settings.PAYMENT_TYPES, "payment_type")
