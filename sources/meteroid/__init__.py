@@ -8,7 +8,7 @@ A changed invoice replaces its child rows (merge, delete-insert).
 """
 
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import dlt
@@ -212,12 +212,13 @@ def meteroid_source(
         if parallel_pages <= 1:
             pages = client.paginate(settings.INVOICES_PATH, params=params)
             read = ((page, page.response) for page in pages)
-            while chunk := list(islice(read, group)):
-                yield batch(chunk)
+            for page in read:  # a group's pages handed on one at a time, as they arrive
+                yield batch(chain([page], islice(read, group - 1)))
             return
         first = page_response(0)
-        yield batch([(page_rows(first), first)])
-        known = checked_page(first)["pagination_meta"]["total_pages"]
+        body = checked_page(first)
+        yield batch([(body["data"], first)])
+        known = body["pagination_meta"]["total_pages"]
         for start in range(1, known, group):
             # a group's pages are read one after another; groups run in dlt's worker pool
             yield pages_batch_of(range(start, min(start + group, known)))

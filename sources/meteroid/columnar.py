@@ -21,6 +21,7 @@ from sources.common.columnar import (
     mapped,
     minor_units,
     nested_linkage,
+    numbered,
     obj,
     required,
     root_linkage,
@@ -163,7 +164,7 @@ def _lines(
     number = pc.add(lines.index, 1)
     rows = lines.rows
     return {
-        "line_id": pc.binary_join_element_wise(lines.of_parent(ids), number.cast(pa.string()), ":"),
+        "line_id": numbered(lines.of_parent(ids), ":", number),
         "line_number": number,
         "name": text(rows, "name"),
         "description": text(rows, "description"),
