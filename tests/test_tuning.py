@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ import duckdb
 import pyarrow
 import pyarrow.compute
 import pytest
+import requests
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
 import pipelines.runs
@@ -22,7 +25,7 @@ import pipelines.views
 from pipelines import tuning
 from pipelines.sandbox import environment
 from pipelines.tuning import PROVIDER_NAME, register_defaults
-from sources.common.http import READ_AHEAD_SWITCH_INTERVAL, read_ahead
+from sources.common.http import READ_AHEAD_SWITCH_INTERVAL, json_decoded_with, read_ahead
 from sources.meteroid import VENDOR as METEROID
 from sources.revolv3 import VENDOR as REVOLV3
 from sources.sequence import VENDOR as SEQUENCE
@@ -231,6 +234,21 @@ def test_a_merge_keeps_one_copy_of_each_staged_row(make_sandbox, monkeypatch, co
     merge_sql = merge.read_text()
     assert 'partition BY "id" ORDER BY "updated_at" DESC' in merge_sql  # an invoice listed twice
     assert ('partition BY "_dlt_id"' in merge_sql) is (copies == 2)
+
+
+def test_a_page_decoded_by_a_hook_is_freed_without_waiting_for_the_cycle_collector() -> None:
+    """A page's body leaves memory as soon as the page is done, not when gc next runs."""
+    response = requests.Response()
+    response._content = b'{"data": [1, 2]}'
+    json_decoded_with(lambda r: bytes(reversed(r.content)).decode())(response)
+    assert response.json() == '}]2 ,1[ :"atad"{'
+    freed = weakref.ref(response)
+    gc.disable()
+    try:
+        del response
+        assert freed() is None
+    finally:
+        gc.enable()
 
 
 def test_read_ahead_keeps_requests_in_order_and_overlaps_the_work() -> None:

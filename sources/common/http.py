@@ -8,6 +8,7 @@ back-off come from dlt's runtime configuration (`[runtime]` in `.dlt/config.toml
 import sys
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,23 @@ def counting_requests(label: str) -> Iterator[Callable[[], int]]:
     finally:
         with _count_lock:
             _counting_label[0] = None
+
+
+def json_decoded_with(decode: Callable[[requests.Response], Any]) -> Callable[..., None]:
+    """A response hook after which `response.json()` returns `decode(response)`: dlt's
+    paginators and data selectors call `json()`.
+
+    The function stored on the response reaches it through a weak reference. Holding the
+    response itself would make a reference cycle, and each page's body would then stay in
+    memory until Python's cyclic garbage collector ran: after a 20,000-invoice Meteroid
+    extraction, 39 pages (11 MB) still waited for it, more in a longer sync.
+    """
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        own = weakref.ref(response)
+        response.json = lambda **_: decode(own())  # type: ignore[method-assign,arg-type]
+
+    return hook
 
 
 def make_rest_client(

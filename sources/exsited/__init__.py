@@ -33,7 +33,7 @@ from sources.common.columns import (
     timestamp,
 )
 from sources.common.errors import SyncError
-from sources.common.http import make_rest_client, read_ahead
+from sources.common.http import json_decoded_with, make_rest_client, read_ahead
 from sources.common.tables import NestedTables, TableBatch, batched
 from sources.common.vendor import Vendor
 from sources.exsited import settings
@@ -211,20 +211,16 @@ class ExsitedPaginator(OffsetPaginator):
             self._has_next_page = False
 
 
-def _decimal_json(response: Response, *args: Any, **kwargs: Any) -> None:
-    """Decode bodies with JSON numbers as Decimal, so a numeric amount never becomes a float."""
-
-    def decode(**_: Any) -> Any:
-        return json.loads(response.text, parse_float=Decimal)
-
-    response.json = decode  # type: ignore[method-assign]
+def _decimal_body(response: Response) -> Any:
+    """The body with JSON numbers as Decimal, so that a numeric amount never becomes a float."""
+    return json.loads(response.text, parse_float=Decimal)
 
 
 def _raise_for_status(response: Response, *args: Any, **kwargs: Any) -> None:
     response.raise_for_status()
 
 
-HOOKS = {"response": [_decimal_json, _raise_for_status]}
+HOOKS = {"response": [json_decoded_with(_decimal_body), _raise_for_status]}
 
 
 @dlt.source(name="exsited")
