@@ -23,9 +23,9 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   freed stayed with the process.
 - dlt normalises in one process unless `normalize.workers` is set (`normalize_workers` in
   `pipelines/sync.py`).
-- dlt's extract workers keep up to 20 finished items waiting for the main thread; a
-  finished item here is a batch of 1,000 invoices, so five are enough to keep the workers
-  busy and keep memory flat.
+- dlt's extract workers run up to 20 deferred items at once; an item here is a batch of
+  500 invoices fetched and converted in a worker, so five are enough to keep the workers
+  busy and keep memory flat (three slowed a Meteroid sync by a third).
 - DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
   The load needs far less, and two files at a time; DuckDB spills to disk beyond its limit,
   but it keeps the blocks it read and wrote cached up to the limit, so a big sync's load sits
