@@ -413,8 +413,11 @@ def allocate_so_that_freed_memory_returns() -> None:
     buffers were carved from the heaps of five threads and the process crept from 245 to
     287 MB over 40 s of a 200,000-invoice sync; with the threshold fixed it stays within
     238-263 MB. A user's `ARROW_DEFAULT_MEMORY_POOL` or `MALLOC_MMAP_THRESHOLD_` wins.
+
+    Importing `pipelines` asks arrow's C++ code for malloc as well (`pipelines/__init__.py`);
+    this covers pyarrow's Python calls where pyarrow was imported first.
     """
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system") == "system":
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         with contextlib.suppress(AttributeError, OSError):  # glibc only
