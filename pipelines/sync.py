@@ -32,6 +32,7 @@ from pipelines.tuning import (
     use_duckdb_merge_jobs,
 )
 from pipelines.views import build_views
+from sources.common.collector import objects_alive_now_frozen
 from sources.common.errors import SyncError, error_chain
 from sources.common.http import counting_requests, http_failure
 from sources.common.vendor import Vendor
@@ -181,7 +182,7 @@ def sync_vendor(
     try:
         source = vendor.source(**source_options)
         pipeline = pipeline_for(vendor.name, db_path)
-        with counting_requests(vendor.name) as requests_made:
+        with objects_alive_now_frozen(), counting_requests(vendor.name) as requests_made:
             try:
                 if pipeline.has_pending_data:
                     load_pending(pipeline)

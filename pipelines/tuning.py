@@ -24,7 +24,7 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
 - dlt normalises in one process unless `normalize.workers` is set (`normalize_workers` in
   `pipelines/sync.py`).
 - dlt's extract workers run up to 20 deferred items at once; an item here is a batch of
-  500 invoices fetched and converted in a worker, so five are enough to keep the workers
+  1,000 invoices fetched and converted in a worker, so five are enough to keep the workers
   busy and keep memory flat (three slowed a Meteroid sync by a third).
 - DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
   The load needs far less, and two files at a time; DuckDB spills to disk beyond its limit,

@@ -27,6 +27,7 @@ import pipelines.views
 from pipelines import tuning
 from pipelines.sandbox import environment
 from pipelines.tuning import PROVIDER_NAME, register_defaults
+from sources.common.collector import objects_alive_now_frozen
 from sources.common.http import READ_AHEAD_SWITCH_INTERVAL, json_decoded_with, read_ahead
 from sources.meteroid import VENDOR as METEROID
 from sources.revolv3 import VENDOR as REVOLV3
@@ -178,6 +179,48 @@ def test_freed_memory_is_released_before_the_load(make_sandbox, monkeypatch) -> 
     sb = make_sandbox(METEROID, invoices=5)
     sb.sync_ok()
     assert steps == ["release", "load"]
+    assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
+
+
+def _collected_generations_hold(marker: object) -> bool:
+    return any(any(o is marker for o in gc.get_objects(generation)) for generation in range(3))
+
+
+def test_objects_alive_when_a_block_begins_are_frozen_until_the_outermost_block_ends() -> None:
+    marker: list[int] = []
+    assert gc.get_freeze_count() == 0
+    with objects_alive_now_frozen():
+        assert not _collected_generations_hold(marker)
+        later: list[int] = []
+        with objects_alive_now_frozen():
+            pass
+        assert not _collected_generations_hold(marker)  # the inner block does not unfreeze
+        assert not _collected_generations_hold(later)  # it froze what was made since
+    assert gc.get_freeze_count() == 0
+    assert _collected_generations_hold(marker)
+
+
+def test_the_sandbox_and_a_sync_keep_their_long_lived_objects_out_of_collections(
+    make_sandbox, monkeypatch
+) -> None:
+    """A full collection's walk over them paused serving or syncing (`collector.py`)."""
+    frozen_while_extracting: list[int] = []
+    extract = dlt.Pipeline.extract
+    monkeypatch.setattr(
+        dlt.Pipeline,
+        "extract",
+        lambda self, *a, **k: (
+            frozen_while_extracting.append(gc.get_freeze_count()) or extract(self, *a, **k)
+        ),
+    )
+    sb = make_sandbox(METEROID, invoices=5)
+    serving = gc.get_freeze_count()
+    assert serving > 0
+    sb.sync_ok()
+    assert frozen_while_extracting[0] > serving  # the sync froze what it had set up
+    assert gc.get_freeze_count() > 0  # and left the sandbox's frozen
+    sb.server.stop()
+    assert gc.get_freeze_count() == 0
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 

@@ -57,7 +57,7 @@ def pages_batch(
     into them: a page's records are held as arrow while the next is read, not as Python
     objects, and the record path, rarely needed, decodes them again page by page. The
     conversion's arrow calls cost about 10 ms whatever the rows, so a batch's pages are
-    converted at once (`BATCH_INVOICES`, five pages of 100 invoices): ten pages took 20-35 ms
+    converted at once (`BATCH_INVOICES`, ten pages of 100 invoices): ten pages took 20-35 ms
     for their 1,000 invoices, against 90-130 ms page by page.
     """
     handles: list[Any] = []

@@ -129,12 +129,14 @@ def batch_id() -> str:
     return secrets.token_urlsafe(9)
 
 
-# Invoices per extracted item: dlt computes a table's schema once per item (~3 ms), so pages
-# of 100 invoices in six tables would cost more there than their rows. Not more than 500: a
-# batch is built in one extract worker's malloc arena, and at 1,000 the five arenas grew to
-# 14-16 MB each over a long sync (Meteroid's 200,000-invoice extraction: 264-267 MB, against
-# 220 MB at 500, and 232-234 MB against 202-203 MB at 20,000, at the same speed).
-BATCH_INVOICES = 500
+# Invoices per extracted item. dlt works out each arrow item's table schema anew, in the main
+# thread, holding the interpreter lock: in a paced Meteroid sync that was most of the main
+# thread's time and a third of the lock's, so fewer, bigger items leave more of it to the
+# workers that fetch. At 1,000 (against 500), Meteroid's 200,000-invoice sync took 97.5 s
+# instead of 117.0 s and its paced request rate rose; the extraction holds more (235 MB
+# against 203 MB; 210 against 190 at 20,000), still below the load, which stays the peak
+# (262 and 245 MB, against 264 and 246). The same held for Exsited (256 and 245 MB).
+BATCH_INVOICES = 1000
 
 
 @dataclass(frozen=True)

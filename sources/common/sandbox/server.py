@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from sources.common.collector import objects_alive_now_frozen
 from sources.common.sandbox.ledger import Ledger
 from sources.common.sandbox.truth import TruthInvoice
 
@@ -325,6 +327,7 @@ class SandboxServer(ThreadingHTTPServer):
             key=lambda item: -len(item[0]),
         )
         self._thread: threading.Thread | None = None
+        self._frozen = ExitStack()
 
     @property
     def url(self) -> str:
@@ -353,6 +356,10 @@ class SandboxServer(ThreadingHTTPServer):
         return merged
 
     def start(self) -> SandboxServer:
+        """Serve in a background thread, the ledgers built so far kept out of the garbage
+        collector's walks (`objects_alive_now_frozen`): a walk over 20,000 invoices paused
+        serving for up to 390 ms."""
+        self._frozen.enter_context(objects_alive_now_frozen())
         self._thread = threading.Thread(target=self.serve_forever, name="sandbox", daemon=True)
         self._thread.start()
         return self
@@ -360,6 +367,7 @@ class SandboxServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+        self._frozen.close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
