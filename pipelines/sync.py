@@ -29,6 +29,7 @@ from pipelines.tuning import (
     out_of_memory,
     register_defaults,
     release_freed_memory,
+    settings_lookups_unlogged,
     use_duckdb_merge_jobs,
 )
 from pipelines.views import build_views
@@ -182,7 +183,11 @@ def sync_vendor(
     try:
         source = vendor.source(**source_options)
         pipeline = pipeline_for(vendor.name, db_path)
-        with objects_alive_now_frozen(), counting_requests(vendor.name) as requests_made:
+        with (
+            objects_alive_now_frozen(),
+            settings_lookups_unlogged(),
+            counting_requests(vendor.name) as requests_made,
+        ):
             try:
                 if pipeline.has_pending_data:
                     load_pending(pipeline)

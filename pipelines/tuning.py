@@ -59,7 +59,7 @@ import functools
 import gc
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ import pyarrow
 import pyarrow.parquet
 from dlt.common import logger
 from dlt.common.configuration.providers import CustomLoaderDocProvider
+from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.destination.client import FollowupJobRequest, LoadJob, RunnableLoadJob
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.destination.typing import PreparedTableSchema
@@ -434,3 +435,24 @@ def release_freed_memory() -> None:
     pyarrow.default_memory_pool().release_unused()
     with contextlib.suppress(AttributeError, OSError):  # glibc only; elsewhere nothing to call
         ctypes.CDLL(None).malloc_trim(0)
+
+
+@contextlib.contextmanager
+def settings_lookups_unlogged() -> Iterator[None]:
+    """dlt does not log, for the pipeline's trace, the settings it looks up in this thread
+    within the block.
+
+    dlt logs every lookup of every setting until the trace ends, each with the configuration
+    object it filled. Every intermediate file a sync opens looks up its writer's settings
+    again, about 300 lookups: a 200,000-invoice Meteroid extraction opened 136 files and held
+    47,000 lookups at the end, against 10,000 at 20,000 invoices. They were made all through
+    the extraction, so Python could not give back the arenas its pages had filled: 59 instead
+    of 49 (1 MiB each), and 20 MB more memory when the load began.
+    """
+    traces = get_resolved_traces()
+    logging = traces.logging_enabled
+    traces.logging_enabled = False
+    try:
+        yield
+    finally:
+        traces.logging_enabled = logging

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import dlt.common.configuration.utils
 import duckdb
 import pyarrow
 import pyarrow.compute
@@ -226,6 +227,39 @@ def test_the_sandbox_and_a_sync_keep_their_long_lived_objects_out_of_collections
     sb.server.stop()
     assert gc.get_freeze_count() == 0
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
+
+
+def test_a_sync_keeps_no_log_of_the_settings_it_looks_up(make_sandbox, monkeypatch) -> None:
+    """Every file a sync writes looked its writer's settings up again, and dlt logged each
+    lookup until the extraction ended: memory that grew with the invoices (tuning.py)."""
+    in_step: list[str] = []
+    for name in ("extract", "normalize", "load"):
+        step = getattr(dlt.Pipeline, name)
+
+        def stepping(self: dlt.Pipeline, *args: Any, _step: Any = step, **kwargs: Any) -> Any:
+            in_step.append(_step.__name__)
+            try:
+                return _step(self, *args, **kwargs)
+            finally:
+                in_step.pop()
+
+        monkeypatch.setattr(dlt.Pipeline, name, stepping)
+    traces = dlt.common.configuration.utils.TraceLogContext
+    logged: list[bool] = []  # for each lookup in a step of the sync, whether dlt logged it
+    log = traces.log
+
+    def spied_log(self: Any, trace: Any) -> None:
+        if in_step and threading.current_thread() is threading.main_thread():
+            logged.append(self.logging_enabled)
+        log(self, trace)
+
+    monkeypatch.setattr(traces, "log", spied_log)
+    sb = make_sandbox(METEROID, invoices=40)
+    sb.sync_ok()
+    assert len(logged) >= 100  # the writers' settings, among others
+    assert not any(logged)
+    assert dlt.common.configuration.utils.get_resolved_traces().logging_enabled  # as it was
+    assert sb.query("SELECT count(*) FROM billing.invoices") == [(40,)]
 
 
 def test_a_sync_allocates_arrow_memory_with_malloc(make_sandbox, monkeypatch) -> None:
