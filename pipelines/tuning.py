@@ -21,6 +21,9 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   blocks back is fixed (`allocate_so_that_freed_memory_returns`): with arrow's bundled
   mimalloc, or glibc's rising threshold, what the columnar conversion of Meteroid's pages
   freed stayed with the process.
+- dlt logs every setting it looks up until a step's trace ends, and each intermediate file
+  looks up its writer's settings again: at 200,000 invoices the log held 47,000 lookups and
+  pinned 20 MB, so a sync's steps run without it (`settings_lookups_unlogged`).
 - dlt normalises in one process unless `normalize.workers` is set (`normalize_workers` in
   `pipelines/sync.py`).
 - dlt's extract workers run up to 20 deferred items at once; an item here is a batch of
