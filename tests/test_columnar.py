@@ -228,7 +228,7 @@ KINDS: dict[str, tuple[list[Any], list[Any]]] = {
     ),
     "currency": (["EUR", "USD", "JPY", "KWD"], ["eur", "CLF", "XXX", "", None, 978, MISSING]),
     "txn_currency": ([None], ["", "eur", "GBP", 978, MISSING]),  # valid: the invoice's, below
-    "net_terms": ([30, None], [30.0, "30", 2**63, MISSING]),
+    "net_terms": ([30, None], [30.0, 30.7, "30", 2**63, MISSING]),
     "status": (["DRAFT", "FINALIZED", "VOID", "Finalized"], ["finalized", "OPEN", None, 5]),
     "payment_status": (
         ["UNPAID", "PAID", "PARTIALLY_PAID", "PartiallyPaid"],

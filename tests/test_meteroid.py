@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import jsonschema
 import pytest
@@ -265,7 +266,15 @@ def test_unreachable_host_exits_non_zero_with_one_line(capsys, tmp_path) -> None
     assert "SOURCES__METEROID__BASE_URL" in err[0]
 
 
-def test_unknown_status_names_the_invoice(make_sandbox) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("status", "ARCHIVED", "'ARCHIVED'"),
+        # arrow would store 30.7 as 30: refused instead
+        ("net_terms", 30.7, "net_terms: 30.7 is not a whole number"),
+    ],
+)
+def test_a_bad_field_names_the_invoice(make_sandbox, field: str, value: Any, words: str) -> None:
     sb = make_sandbox(VENDOR, invoices=10)
     render = sb.emulator.render
     victim = sb.ledger.snapshot()[3].id
@@ -273,14 +282,14 @@ def test_unknown_status_names_the_invoice(make_sandbox) -> None:
     def broken(inv):
         body = render(inv)
         if inv.id == victim:
-            body["status"] = "ARCHIVED"
+            body[field] = value
         return body
 
     sb.emulator.render = broken
     result = sb.sync()
     assert not result.ok
-    assert victim in result.describe() and "ARCHIVED" in result.describe()
-    assert result.describe().startswith("meteroid: record")
+    assert result.describe().startswith(f"meteroid: record {victim!r}")
+    assert words in result.describe()
 
 
 def test_malformed_page_is_a_clear_error(make_sandbox) -> None:

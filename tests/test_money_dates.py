@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from sources.common.dates import DateParseError, parse_iso_date, parse_timestamp_utc
+from sources.common.fields import FieldError, whole_number
 from sources.common.money import (
     MoneyError,
     currency_exponent,
@@ -66,3 +67,15 @@ def test_iso_dates() -> None:
     for bad in ("2023-02-30", "12-25-2023", 20231225):
         with pytest.raises(DateParseError):
             parse_iso_date(bad)
+
+
+def test_whole_numbers_are_exact_or_refused() -> None:
+    assert whole_number(30, "net_terms") == 30
+    assert whole_number(30.0, "net_terms") == 30
+    assert whole_number(Decimal("30.00"), "net_terms") == 30
+    assert whole_number(None, "net_terms") is None
+    for bad in (30.7, Decimal("30.5"), float("nan"), Decimal("Infinity"), True, "30"):
+        with pytest.raises(FieldError, match="net_terms"):
+            whole_number(bad, "net_terms")
+    with pytest.raises(FieldError, match="missing"):
+        whole_number(None, "invoiceCount", required=True)

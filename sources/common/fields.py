@@ -87,6 +87,26 @@ def decimal_value(value: Any, field: str, *, required: bool = False) -> Decimal 
         raise FieldError(f"{field}: {err}") from None
 
 
+def whole_number(value: Any, field: str, *, required: bool = False) -> int | None:
+    """A JSON integer; a number with a zero fraction (30.0) is taken as that integer, any
+    other fraction, a bool or text is refused: arrow would truncate 30.7 to 30 silently."""
+    if value is None:
+        if required:
+            raise FieldError(f"{field} is missing")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float | Decimal) and _is_integral(value):
+        return int(value)
+    raise FieldError(f"{field}: {value!r} is not a whole number")
+
+
+def _is_integral(value: float | Decimal) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite() and value == value.to_integral_value()
+    return value.is_integer()
+
+
 def iso_date(value: Any, field: str) -> date | None:
     if value is None:
         return None

@@ -13,6 +13,7 @@ from sources.common.fields import (
     optional_enum,
     record_errors,
     utc_timestamp,
+    whole_number,
 )
 from sources.common.fields import decimal_value as _decimal
 from sources.meteroid import settings
@@ -130,7 +131,7 @@ def _invoice_record(raw: dict[str, Any]) -> dict[str, Any]:
         "currency": currency,
         "invoice_date": iso_date(raw.get("invoice_date"), "invoice_date"),
         "due_date": iso_date(raw.get("due_date"), "due_date"),
-        "net_terms": raw.get("net_terms"),
+        "net_terms": whole_number(raw.get("net_terms"), "net_terms"),
         "subtotal": minor_money(raw.get("subtotal"), currency, "subtotal"),
         "subtotal_recurring": minor_money(
             raw.get("subtotal_recurring", 0), currency, "subtotal_recurring"

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sources.common.errors import BadRecordError
-from sources.common.fields import FieldError, decimal_value, enum, utc_timestamp
+from sources.common.fields import FieldError, decimal_value, enum, utc_timestamp, whole_number
 from sources.revolv3 import settings
 
 SOURCE = "revolv3"
@@ -67,7 +67,9 @@ def _attempt(raw: dict[str, Any]) -> dict[str, Any]:
         raise FieldError(f"an invoice attempt without an id: {str(raw)[:120]}")
     status = enum(raw.get("invoiceAttemptStatus"), settings.ATTEMPT_STATUSES, "attempt status")
     return {
-        "invoice_attempt_id": int(raw["invoiceAttemptId"]),
+        "invoice_attempt_id": whole_number(
+            raw["invoiceAttemptId"], "invoiceAttemptId", required=True
+        ),
         "amount": decimal_value(raw.get("amount"), "invoiceAttempts.amount", required=True),
         "invoice_attempt_status": status,
         "kind": "refund" if status in settings.REFUND_ATTEMPT_STATUSES else "payment",

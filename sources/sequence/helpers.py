@@ -18,6 +18,7 @@ from sources.common.fields import (
     major_money,
     record_errors,
     utc_timestamp,
+    whole_number,
 )
 from sources.common.fields import decimal_value as _decimal
 from sources.common.money import parse_decimal
@@ -123,7 +124,7 @@ def _line(raw: dict[str, Any], currency: str) -> dict[str, Any]:
     period = raw.get("servicePeriod") or {}
     return {
         "line_id": raw["id"],
-        "line_index": raw.get("index"),
+        "line_index": whole_number(raw.get("index"), "lineItems.index"),
         "group_id": raw.get("groupId"),
         "title": raw.get("title"),
         "description": raw.get("description"),
@@ -245,7 +246,7 @@ def vendor_total_record(row: Any) -> dict[str, Any]:
     try:
         return {
             "currency": row["currency"],
-            "invoice_count": int(row["invoiceCount"]),
+            "invoice_count": whole_number(row["invoiceCount"], "invoiceCount", required=True),
             "gross_total": parse_decimal(row["grossTotal"]),
         }
     except (KeyError, TypeError, ValueError) as err:
