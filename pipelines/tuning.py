@@ -28,7 +28,8 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   `pipelines/sync.py`).
 - dlt's extract workers run up to 20 deferred items at once; an item here is a batch of
   1,000 invoices fetched and converted in a worker, so five are enough to keep the workers
-  busy and keep memory flat (three slowed a Meteroid sync by a third).
+  busy and keep memory flat (three slowed a Meteroid sync by a third). Sources stagger the
+  first five (`sources.common.tables.PARALLEL_BATCHES`), so their conversions don't collide.
 - DuckDB may use 80% of the machine's memory by default, and dlt loads up to 20 files at once.
   The load needs far less, and two files at a time; DuckDB spills to disk beyond its limit,
   but it keeps the blocks it read and wrote cached up to the limit, so a big sync's load sits

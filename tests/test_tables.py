@@ -14,7 +14,13 @@ import pytest
 from pipelines.tuning import register_defaults
 from sources.common.columns import bigint, columns, decimal, text
 from sources.common.errors import SyncError
-from sources.common.tables import NestedTables, TableBatch, batched
+from sources.common.tables import (
+    PARALLEL_BATCHES,
+    NestedTables,
+    TableBatch,
+    batched,
+    staggered_groups,
+)
 
 TABLES = NestedTables(
     "acme",
@@ -104,6 +110,20 @@ def test_pages_are_joined_into_batches_of_at_least_the_size() -> None:
     joined = list(batched(pages, size=2))
     assert [b.invoices for b in joined] == [2, 2, 1]
     assert by_name(joined[0])["invoices__lines__parts"].num_rows == 8
+
+
+def test_staggered_groups_cover_every_page_once_the_first_growing() -> None:
+    groups = list(staggered_groups(1, 200, 10, lanes=5))
+    assert [len(g) for g in groups[:7]] == [2, 4, 6, 8, 10, 10, 10]
+    assert [page for g in groups for page in g] == list(range(1, 200))
+    assert [len(g) for g in staggered_groups(1, 4, 10, lanes=5)] == [2, 1]
+    assert [len(g) for g in staggered_groups(0, 5, 1, lanes=5)] == [1] * 5  # never empty
+    assert list(staggered_groups(1, 1, 10)) == []
+
+
+def test_the_lanes_are_the_batches_dlt_runs_at_once() -> None:
+    register_defaults()
+    assert dlt.config.get("extract.max_parallel_items", int) == PARALLEL_BATCHES
 
 
 def test_items_name_the_nested_tables_and_skip_empty_ones() -> None:

@@ -21,7 +21,7 @@ from sources.common.columnar import pages_batch
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
 from sources.common.http import json_decoded_with, make_rest_client
-from sources.common.tables import BATCH_INVOICES, NestedTables, TableBatch
+from sources.common.tables import BATCH_INVOICES, NestedTables, TableBatch, staggered_groups
 from sources.common.vendor import Vendor
 from sources.meteroid import settings
 from sources.meteroid.columnar import invoice_tables
@@ -219,9 +219,9 @@ def meteroid_source(
         body = checked_page(first)
         yield batch([(body["data"], first)])
         known = body["pagination_meta"]["total_pages"]
-        for start in range(1, known, group):
+        for pages in staggered_groups(1, known, group):
             # a group's pages are read one after another; groups run in dlt's worker pool
-            yield pages_batch_of(range(start, min(start + group, known)))
+            yield pages_batch_of(pages)
         # Invoices created meanwhile sort last (oldest first): read on to the first empty page.
         page = max(known, 1)
         while rows := page_rows(response := page_response(page)):
