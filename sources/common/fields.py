@@ -8,6 +8,7 @@ record, so a vendor's `invoice_record` reads as a list of fields, not of try/exc
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,17 +95,11 @@ def whole_number(value: Any, field: str, *, required: bool = False) -> int | Non
         if required:
             raise FieldError(f"{field} is missing")
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:  # a bool is an int, but not a number here
         return value
-    if isinstance(value, float | Decimal) and _is_integral(value):
+    if type(value) in (float, Decimal) and math.isfinite(value) and value == int(value):
         return int(value)
     raise FieldError(f"{field}: {value!r} is not a whole number")
-
-
-def _is_integral(value: float | Decimal) -> bool:
-    if isinstance(value, Decimal):
-        return value.is_finite() and value == value.to_integral_value()
-    return value.is_integer()
 
 
 def iso_date(value: Any, field: str) -> date | None:

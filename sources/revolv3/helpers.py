@@ -67,9 +67,7 @@ def _attempt(raw: dict[str, Any]) -> dict[str, Any]:
         raise FieldError(f"an invoice attempt without an id: {str(raw)[:120]}")
     status = enum(raw.get("invoiceAttemptStatus"), settings.ATTEMPT_STATUSES, "attempt status")
     return {
-        "invoice_attempt_id": whole_number(
-            raw["invoiceAttemptId"], "invoiceAttemptId", required=True
-        ),
+        "invoice_attempt_id": whole_number(raw["invoiceAttemptId"], "invoiceAttemptId"),
         "amount": decimal_value(raw.get("amount"), "invoiceAttempts.amount", required=True),
         "invoice_attempt_status": status,
         "kind": "refund" if status in settings.REFUND_ATTEMPT_STATUSES else "payment",
