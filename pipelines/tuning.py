@@ -17,9 +17,10 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   row group, and a new file starts every 250,000 rows, because a parquet writer keeps every
   row group's metadata until the file closes: with small groups in one endless file, memory
   grew with the number of invoices.
-- Arrow allocates through malloc while syncing, and glibc's threshold for giving freed big
-  blocks back is fixed (`allocate_so_that_freed_memory_returns`): with arrow's bundled
-  mimalloc, or glibc's rising threshold, what the columnar conversion of Meteroid's pages
+- Arrow allocates through malloc while syncing, glibc's threshold for giving freed big
+  blocks back is fixed (`allocate_so_that_freed_memory_returns`), and threads share two
+  malloc heaps (`pipelines/__init__.py`): with arrow's bundled mimalloc, glibc's rising
+  threshold, or a heap per extract worker, what the columnar conversion of Meteroid's pages
   freed stayed with the process.
 - dlt logs every setting it looks up until a step's trace ends, and each intermediate file
   looks up its writer's settings again: at 200,000 invoices the log held 47,000 lookups and
@@ -36,11 +37,13 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   at it. What a big INSERT cannot spill grows with DuckDB's threads (each builds its own
   row group): Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
   threads, and under 96 MB on eight. So the sync runs DuckDB on one thread
-  (`DUCKDB_THREADS`), capped at 32 MB plus 32 MB a thread (`duckdb_memory_limit`: 64 MB).
-  On two cores, one thread under 64 MB instead of two under 96 MB lowered Meteroid's
-  200,000-invoice load from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of
-  a 65-85 s sync; the 20,000-invoice load, 0.1 s). The sync's own queries (change counts,
-  views) run under the same settings (`warehouse_connection`).
+  (`DUCKDB_THREADS`), capped at 48 MB a thread (`duckdb_memory_limit`). On two cores, one
+  thread under 64 MB instead of two under 96 MB lowered Meteroid's 200,000-invoice load
+  from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of a 65-85 s sync; the
+  20,000-invoice load, 0.1 s). 48 MB instead of 64 MB (with two malloc arenas, below)
+  lowered full syncs by 12-20 MB at 20,000 and 200,000 invoices, Meteroid and Exsited,
+  and their 200,000-invoice merges of 1% changed invoices still fit. The sync's own queries
+  (change counts, views) run under the same settings (`warehouse_connection`).
 - A merge that deletes rows scattered over a big warehouse also holds DuckDB memory it cannot
   spill (about 10 bytes for every row of each 2,048-row vector it touches, until the
   transaction ends). At 1,000,000 invoices, replacing 1% of them picked at random across the
@@ -97,8 +100,8 @@ DUCKDB_THREADS = 1  # while syncing; DuckDB would run one per core
 
 
 def duckdb_memory_limit(threads: int = DUCKDB_THREADS) -> str:
-    """DuckDB's cap while syncing: 32 MB, and 32 MB for each thread it runs."""
-    return f"{32 * (1 + threads)}MB"
+    """DuckDB's cap while syncing: 48 MB for each thread it runs."""
+    return f"{48 * threads}MB"
 
 
 DEFAULTS: dict[str, Any] = {
@@ -419,8 +422,9 @@ def allocate_so_that_freed_memory_returns() -> None:
     287 MB over 40 s of a 200,000-invoice sync; with the threshold fixed it stays within
     238-263 MB. A user's `ARROW_DEFAULT_MEMORY_POOL` or `MALLOC_MMAP_THRESHOLD_` wins.
 
-    Importing `pipelines` asks arrow's C++ code for malloc as well (`pipelines/__init__.py`);
-    this covers pyarrow's Python calls where pyarrow was imported first.
+    Importing `pipelines` asks arrow's C++ code for malloc as well, and limits glibc to two
+    heaps (`pipelines/__init__.py`); this covers pyarrow's Python calls where pyarrow was
+    imported first.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system") == "system":
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())

@@ -56,7 +56,7 @@ def test_duckdb_memory_is_capped(make_sandbox) -> None:
         [(limit, threads)] = client.execute_sql(
             "SELECT current_setting('memory_limit'), current_setting('threads')"
         )
-    assert (limit, threads) == (_as_duckdb_shows("64MB"), 1)
+    assert (limit, threads) == (_as_duckdb_shows("48MB"), 1)
 
 
 def _as_duckdb_shows(limit: str) -> str:
@@ -67,11 +67,11 @@ def _as_duckdb_shows(limit: str) -> str:
 
 def test_the_cap_is_sized_for_duckdbs_threads() -> None:
     """What DuckDB cannot spill in a big INSERT grows with its threads; the sync runs one."""
-    assert tuning.duckdb_memory_limit() == "64MB"
-    assert tuning.duckdb_memory_limit(threads=4) == "160MB"
+    assert tuning.duckdb_memory_limit() == "48MB"
+    assert tuning.duckdb_memory_limit(threads=4) == "192MB"
     assert tuning.DEFAULTS["destination"]["duckdb"]["credentials"]["global_config"] == {
         "threads": 1,
-        "memory_limit": "64MB",
+        "memory_limit": "48MB",
     }
 
 
@@ -92,7 +92,7 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
     sb = make_sandbox(METEROID, invoices=5)
     sb.sync_ok()
     # snapshot before, counts after, the run's record, the views
-    assert len(limits) == 4 and set(limits) == {f"{_as_duckdb_shows('64MB')} on 1"}
+    assert len(limits) == 4 and set(limits) == {f"{_as_duckdb_shows('48MB')} on 1"}
     limits.clear()
     monkeypatch.setenv(
         "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "256MB"}'
@@ -275,6 +275,47 @@ def test_a_sync_allocates_arrow_memory_with_malloc(make_sandbox, monkeypatch) ->
     assert chosen == []
 
 
+HEAPS_AFTER_A_DUCKDB_QUERY = """
+import ctypes, os, sys
+import pipelines, duckdb
+duckdb.connect().execute("SELECT 1").fetchall()  # DuckDB starts a thread per core and more
+libc = ctypes.CDLL(None)
+libc.fdopen.restype = ctypes.c_void_p
+read, write = os.pipe()
+stream = ctypes.c_void_p(libc.fdopen(write, b"w"))
+libc.malloc_info(0, stream)
+libc.fclose(stream)
+print(os.read(read, 1 << 20).decode().count("<heap nr="))
+"""
+
+
+def _printed_by_a_new_interpreter(code: str, variable: str, value: str | None) -> str:
+    """What `code` prints in a new Python run from the project, with `variable` set to
+    `value` (None: unset)."""
+    env = {name: setting for name, setting in os.environ.items() if name != variable}
+    if value:
+        env[variable] = value
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize(("configured", "most"), [(None, 2), ("1", 1)])
+def test_importing_pipelines_limits_glibc_to_two_heaps(configured: str | None, most: int) -> None:
+    """Extract workers share two malloc heaps instead of keeping one each at its high-water
+    mark (pipelines/__init__.py). A user's MALLOC_ARENA_MAX wins. In a new interpreter:
+    glibc fixes the limit once a process has more than eight heaps."""
+    heaps = _printed_by_a_new_interpreter(
+        HEAPS_AFTER_A_DUCKDB_QUERY, "MALLOC_ARENA_MAX", configured
+    )
+    assert 1 <= int(heaps) <= most
+
+
 @pytest.mark.parametrize(("configured", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
 def test_importing_pipelines_makes_arrow_s_cpp_code_allocate_with_malloc(
     configured: str | None, expected: str
@@ -282,21 +323,11 @@ def test_importing_pipelines_makes_arrow_s_cpp_code_allocate_with_malloc(
     """dlt's parquet writers allocate from the pool arrow's C++ code picked when pyarrow loaded;
     with mimalloc, about 20 MB of their freed buffers stayed for the rest of the sync. A
     user's choice wins. In a new interpreter: this one loaded pyarrow long ago."""
-    env = {name: value for name, value in os.environ.items() if name != "ARROW_DEFAULT_MEMORY_POOL"}
-    if configured:
-        env["ARROW_DEFAULT_MEMORY_POOL"] = configured
-    backend = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import pipelines, pyarrow; print(pyarrow.default_memory_pool().backend_name)",
-        ],
-        env=env,
-        cwd=Path(__file__).parent.parent,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    backend = _printed_by_a_new_interpreter(
+        "import pipelines, pyarrow; print(pyarrow.default_memory_pool().backend_name)",
+        "ARROW_DEFAULT_MEMORY_POOL",
+        configured,
+    )
     assert backend == expected
 
 
