@@ -37,13 +37,13 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   at it. What a big INSERT cannot spill grows with DuckDB's threads (each builds its own
   row group): Exsited's 200,000-invoice merge mostly ran out of memory under 64 MB on two
   threads, and under 96 MB on eight. So the sync runs DuckDB on one thread
-  (`DUCKDB_THREADS`), capped at 48 MB a thread (`duckdb_memory_limit`). On two cores, one
-  thread under 64 MB instead of two under 96 MB lowered Meteroid's 200,000-invoice load
-  from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of a 65-85 s sync; the
-  20,000-invoice load, 0.1 s). 48 MB instead of 64 MB (with two malloc arenas, below)
-  lowered full syncs by 12-20 MB at 20,000 and 200,000 invoices, Meteroid and Exsited,
-  and their 200,000-invoice merges of 1% changed invoices still fit. The sync's own queries
-  (change counts, views) run under the same settings (`warehouse_connection`).
+  (`DUCKDB_THREADS`), capped at 32 MB plus 32 MB a thread (`duckdb_memory_limit`: 64 MB).
+  On two cores, one thread under 64 MB instead of two under 96 MB lowered Meteroid's
+  200,000-invoice load from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of
+  a 65-85 s sync; the 20,000-invoice load, 0.1 s). 48 MB lowered full syncs of 20,000 and
+  200,000 invoices by another 12-20 MB, but Meteroid's full sync of 1,000,000 then ran out
+  of memory in its load (`benchmarks/README.md`, "2026-12-01, late morning"). The sync's own
+  queries (change counts, views) run under the same settings (`warehouse_connection`).
 - A merge that deletes rows scattered over a big warehouse also holds DuckDB memory it cannot
   spill (about 10 bytes for every row of each 2,048-row vector it touches, until the
   transaction ends). At 1,000,000 invoices, replacing 1% of them picked at random across the
@@ -100,8 +100,8 @@ DUCKDB_THREADS = 1  # while syncing; DuckDB would run one per core
 
 
 def duckdb_memory_limit(threads: int = DUCKDB_THREADS) -> str:
-    """DuckDB's cap while syncing: 48 MB for each thread it runs."""
-    return f"{48 * threads}MB"
+    """DuckDB's cap while syncing: 32 MB, and 32 MB for each thread it runs."""
+    return f"{32 * (1 + threads)}MB"
 
 
 DEFAULTS: dict[str, Any] = {

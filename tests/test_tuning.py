@@ -56,7 +56,7 @@ def test_duckdb_memory_is_capped(make_sandbox) -> None:
         [(limit, threads)] = client.execute_sql(
             "SELECT current_setting('memory_limit'), current_setting('threads')"
         )
-    assert (limit, threads) == (_as_duckdb_shows("48MB"), 1)
+    assert (limit, threads) == (_as_duckdb_shows("64MB"), 1)
 
 
 def _as_duckdb_shows(limit: str) -> str:
@@ -67,11 +67,11 @@ def _as_duckdb_shows(limit: str) -> str:
 
 def test_the_cap_is_sized_for_duckdbs_threads() -> None:
     """What DuckDB cannot spill in a big INSERT grows with its threads; the sync runs one."""
-    assert tuning.duckdb_memory_limit() == "48MB"
-    assert tuning.duckdb_memory_limit(threads=4) == "192MB"
+    assert tuning.duckdb_memory_limit() == "64MB"
+    assert tuning.duckdb_memory_limit(threads=4) == "160MB"
     assert tuning.DEFAULTS["destination"]["duckdb"]["credentials"]["global_config"] == {
         "threads": 1,
-        "memory_limit": "48MB",
+        "memory_limit": "64MB",
     }
 
 
@@ -92,7 +92,7 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
     sb = make_sandbox(METEROID, invoices=5)
     sb.sync_ok()
     # snapshot before, counts after, the run's record, the views
-    assert len(limits) == 4 and set(limits) == {f"{_as_duckdb_shows('48MB')} on 1"}
+    assert len(limits) == 4 and set(limits) == {f"{_as_duckdb_shows('64MB')} on 1"}
     limits.clear()
     monkeypatch.setenv(
         "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "256MB"}'
