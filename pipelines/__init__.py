@@ -12,7 +12,7 @@ core, and a heap keeps its high-water mark resident: each of dlt's extract worke
 its batches in its own, and the extraction crept up over a long sync. Two heaps for all
 threads lowered Meteroid's extraction from 205-213 MB to 194-202 MB at 20,000 invoices, at
 the same speed. glibc fixes its limit once a process has more than eight heaps (a DuckDB
-connection alone starts nine threads), so it is set here, unless `MALLOC_ARENA_MAX` is.
+query alone added nine), so it is set here, unless `MALLOC_ARENA_MAX` is.
 """
 
 import contextlib
