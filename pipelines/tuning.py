@@ -17,11 +17,11 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   row group, and a new file starts every 250,000 rows, because a parquet writer keeps every
   row group's metadata until the file closes: with small groups in one endless file, memory
   grew with the number of invoices.
-- Arrow allocates through malloc while syncing, glibc's threshold for giving freed big
-  blocks back is fixed (`allocate_so_that_freed_memory_returns`), and threads share two
-  malloc heaps (`pipelines/__init__.py`): with arrow's bundled mimalloc, glibc's rising
-  threshold, or a heap per extract worker, what the columnar conversion of Meteroid's pages
-  freed stayed with the process.
+- Arrow allocates through malloc while syncing (`allocate_so_that_freed_memory_returns`),
+  glibc's threshold for giving freed big blocks back is fixed, and threads share two malloc
+  heaps (`pipelines/__init__.py`): with arrow's bundled mimalloc, glibc's rising threshold,
+  or a heap per extract worker, what the columnar conversion of Meteroid's pages freed
+  stayed with the process.
 - dlt logs every setting it looks up until a step's trace ends, and each intermediate file
   looks up its writer's settings again: at 200,000 invoices the log held 47,000 lookups and
   pinned 20 MB, so a sync's steps run without it (`settings_lookups_unlogged`).
@@ -405,32 +405,18 @@ def out_of_memory(error: BaseException) -> str | None:
     return None
 
 
-GLIBC_M_MMAP_THRESHOLD = -3  # mallopt's parameter number
-MMAP_THRESHOLD = 128 * 1024  # glibc's default, kept from rising
-
-
 def allocate_so_that_freed_memory_returns() -> None:
-    """Arrow allocates with malloc, not its bundled mimalloc, and glibc's malloc gives blocks
-    of 128 KiB and more back to the system when they are freed, for the whole sync.
+    """pyarrow's Python calls allocate with malloc, not arrow's bundled mimalloc.
 
     Meteroid's pages are converted with arrow compute in several threads
     (`sources/common/columnar.py`). mimalloc kept what they freed: the 20,000-invoice sync's
     peak went from 256 MB to 342 MB. Through malloc it is no higher than before, at the same
-    speed. glibc maps blocks of 128 KiB and more on their own and unmaps them when freed, but
-    each such free raises that threshold (up to 32 MiB), after which the batches' arrow
-    buffers were carved from the heaps of five threads and the process crept from 245 to
-    287 MB over 40 s of a 200,000-invoice sync; with the threshold fixed it stays within
-    238-263 MB. A user's `ARROW_DEFAULT_MEMORY_POOL` or `MALLOC_MMAP_THRESHOLD_` wins.
-
-    Importing `pipelines` asks arrow's C++ code for malloc as well, and limits glibc to two
-    heaps (`pipelines/__init__.py`); this covers pyarrow's Python calls where pyarrow was
-    imported first.
+    speed. Importing `pipelines` asks the same of arrow's C++ code and sets glibc's malloc up
+    (`pipelines/__init__.py`); this covers the case where pyarrow was imported first. A
+    user's `ARROW_DEFAULT_MEMORY_POOL` wins.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system") == "system":
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        with contextlib.suppress(AttributeError, OSError):  # glibc only
-            ctypes.CDLL(None).mallopt(GLIBC_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def release_freed_memory() -> None:

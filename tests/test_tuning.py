@@ -276,9 +276,9 @@ def test_a_sync_allocates_arrow_memory_with_malloc(make_sandbox, monkeypatch) ->
 
 
 HEAPS_AFTER_A_DUCKDB_QUERY = """
-import ctypes, os, sys
+import ctypes, os
 import pipelines, duckdb
-duckdb.connect().execute("SELECT 1").fetchall()  # DuckDB starts a thread per core and more
+duckdb.connect().execute("SELECT 1").fetchall()  # without the limit, this added nine heaps
 libc = ctypes.CDLL(None)
 libc.fdopen.restype = ctypes.c_void_p
 read, write = os.pipe()
@@ -314,6 +314,35 @@ def test_importing_pipelines_limits_glibc_to_two_heaps(configured: str | None, m
         HEAPS_AFTER_A_DUCKDB_QUERY, "MALLOC_ARENA_MAX", configured
     )
     assert 1 <= int(heaps) <= most
+
+
+MAPPED_AFTER_A_BIGGER_BLOCK_WAS_FREED = """
+import ctypes
+import pipelines
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.mallinfo2.restype = Mallinfo2
+libc.free(ctypes.c_void_p(libc.malloc(4 << 20)))  # glibc's own rule: threshold now 4 MiB
+mapped = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)
+print(libc.mallinfo2().hblks - mapped)
+"""
+
+
+@pytest.mark.parametrize(("configured", "mapped"), [(None, "1"), (str(8 << 20), "0")])
+def test_importing_pipelines_keeps_glibc_s_mmap_threshold_from_rising(
+    configured: str | None, mapped: str
+) -> None:
+    """A 1 MiB block is mapped on its own even after a 4 MiB one was freed, so freeing it
+    gives it back to the system (pipelines/__init__.py). A user's MALLOC_MMAP_THRESHOLD_
+    wins: under 8 MiB, the block comes from a heap."""
+    assert mapped == _printed_by_a_new_interpreter(
+        MAPPED_AFTER_A_BIGGER_BLOCK_WAS_FREED, "MALLOC_MMAP_THRESHOLD_", configured
+    )
 
 
 @pytest.mark.parametrize(("configured", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
