@@ -14,9 +14,13 @@ measuring process and its normaliser workers, sampled every 50 ms, shared pages 
 once; under each sync, the peak while dlt extracted, normalised and loaded, and after),
 then how long `ar_summary` and `ar_aging` take over the synced data and, with
 `--rate-limit`, the request rate the emulator admitted at 50 ms latency and 25 requests/s.
+It ends with each of issue #9's targets the run can judge, met or not, with its figure;
+given more than one `--invoices`, it compares each vendor's peak at the largest and the
+smallest.
 
     python benchmarks/performance.py                          # 20,000 invoices
     python benchmarks/performance.py --invoices 200000        # (2) skipped: see --alternative
+    python benchmarks/performance.py --invoices 20000 --invoices 200000 --rate-limit  # all
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ import requests
 
 VENDOR_NAMES = ("meteroid", "exsited")
 PACEABLE = ("meteroid",)  # sources that fetch pages in parallel and take max_requests_per_second
+
+# issue #9's targets
+RATE_LIMIT = 25  # requests a second the emulator admits in the rate-limited runs
+MOST_FLOOR_RATIO = 3.0  # a full sync of 20,000 invoices, against the floor
+LEAST_SPEEDUP = 5.0  # against rest_api_source
+MOST_PEAK_MB = 400
+MOST_VIEWS_SHARE = 0.02  # of the full sync's time
+LEAST_PACED_SHARE = 0.85  # of the rate limit, for paginators fetching pages in parallel
 
 
 # -- the sandbox, in its own process ---------------------------------------------------------
@@ -304,22 +316,43 @@ def _row(label: str, run: Measured, floor: Measured) -> str:
     return line
 
 
-def views_timing(work: Path, sync_seconds: float) -> str:
-    """Each AR view answered in full from a fresh connection, against the full sync's time."""
+def views_timing(work: Path) -> dict[str, float]:
+    """Seconds each AR view takes to answer in full, from a fresh connection."""
     import duckdb
 
-    timings = []
+    timings = {}
     for view in ("ar_summary", "ar_aging"):
         con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
         started = time.perf_counter()
         con.execute(f"SELECT * FROM billing.{view}").fetchall()
-        seconds = time.perf_counter() - started
+        timings[view] = time.perf_counter() - started
         con.close()
-        timings.append(f"{view} {seconds:.3f}s ({seconds / sync_seconds:.2%} of the full sync)")
-    return ", ".join(timings)
+    return timings
 
 
-def benchmark(vendor: str, invoices: int, alternative: bool) -> None:
+class Run(NamedTuple):
+    """One vendor at one size: what `benchmark` measured."""
+
+    vendor: str
+    invoices: int
+    floor: Measured
+    alternative: Measured | None
+    full: Measured
+    incremental: Measured
+    views: dict[str, float]  # seconds, by view
+
+
+class RateRun(NamedTuple):
+    """One sync against the rate-limited emulator, as the emulator saw it."""
+
+    vendor: str
+    paced: bool
+    per_second: float  # admitted, from the first request to the last
+    busiest_second: int  # most requests admitted within any one second
+    refused: int  # answered 429
+
+
+def benchmark(vendor: str, invoices: int, alternative: bool) -> Run:
     print(f"\n{vendor}: {invoices:,} invoices, 5 lines x 2 sub-lines each")
     sandbox = Sandbox(vendor, invoices)
     try:
@@ -329,7 +362,7 @@ def benchmark(vendor: str, invoices: int, alternative: bool) -> None:
             # invoice-sync before the alternative: rest_api_source churns through gigabytes,
             # and the machine is slower for a while after it
             full = measure(invoice_sync, vendor, sandbox.settings, work)
-            views = views_timing(work, full.seconds)
+            views = views_timing(work)
             rest = measure(rest_api, vendor, sandbox.settings, work) if alternative else None
             print(f"  {'':<28}{'wall':>10}{'floor':>9}{'invoices':>14}{'peak':>13}")
             print(_row("1. floor (fetch + decode)", base, base))
@@ -341,15 +374,30 @@ def benchmark(vendor: str, invoices: int, alternative: bool) -> None:
             sandbox.ask("change", max(1, invoices // 100))
             incremental = measure(invoice_sync, vendor, sandbox.settings, work)
             print(_row("   invoice-sync, 1% changed", incremental, base))
-            print(f"  views over the result: {views}")
+            shares = (
+                f"{view} {s:.3f}s ({s / full.seconds:.2%} of the full sync)"
+                for view, s in views.items()
+            )
+            print(f"  views over the result: {', '.join(shares)}")
     finally:
         sandbox.close()
+    return Run(vendor, invoices, base, rest, full, incremental, views)
 
 
-def rate_limited(vendor: str, invoices: int, pace: float | None) -> None:
+def busiest_second(times: list[float]) -> int:
+    """The most of these sorted moments that fall within any one second (a half-open one)."""
+    first, most = 0, 0
+    for last, moment in enumerate(times):
+        while times[first] <= moment - 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def rate_limited(vendor: str, invoices: int, pace: float | None) -> RateRun:
     """One sync against 50 ms latency and a 25 requests/s token bucket (burst 25), measured
     by the emulator: the rate it admitted while the sync was reading, and the 429s it sent."""
-    sandbox = Sandbox(vendor, invoices, latency=0.05, rate=25)
+    sandbox = Sandbox(vendor, invoices, latency=0.05, rate=RATE_LIMIT)
     settings = dict(sandbox.settings)
     if pace:
         settings[f"SOURCES__{vendor.upper()}__MAX_REQUESTS_PER_SECOND"] = str(pace)
@@ -360,18 +408,89 @@ def rate_limited(vendor: str, invoices: int, pace: float | None) -> None:
             times = sorted(sandbox.ask("admitted"))
     finally:
         sandbox.close()
-    rate = (len(times) - 1) / (times[-1] - times[0])
+    run = RateRun(
+        vendor,
+        paced=bool(pace),
+        per_second=(len(times) - 1) / (times[-1] - times[0]),
+        busiest_second=busiest_second(times),
+        refused=counts.get("rate_limited", 0),
+    )
     how = f"paced at {pace:g}/s" if pace else "unpaced"
     print(
-        f"  {vendor} ({how}): {len(times)} requests at {rate:.1f}/s ({rate / 25:.0%} of 25/s), "
-        f"{counts.get('rate_limited', 0)} answered 429"
+        f"  {vendor} ({how}): {len(times)} requests at {run.per_second:.1f}/s "
+        f"({run.per_second / RATE_LIMIT:.0%} of {RATE_LIMIT}/s), at most {run.busiest_second} "
+        f"in one second, {run.refused} answered 429"
     )
+    return run
+
+
+# -- issue #9's targets ----------------------------------------------------------------------
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def _peak(run: Run) -> float:
+    return max(run.full.peak, run.incremental.peak)
+
+
+def target_lines(runs: list[Run], rates: list[RateRun]) -> list[str]:
+    """Each of issue #9's targets that this run's measurements can judge, with the figures."""
+    lines = []
+    for run in runs:
+        at = f"{run.vendor}, {run.invoices:,}"
+        ratio = run.full.seconds / run.floor.seconds
+        lines.append(
+            f"{at}: full sync {ratio:.1f}x the floor (at most {MOST_FLOOR_RATIO:g}x): "
+            f"{_verdict(ratio <= MOST_FLOOR_RATIO)}"
+        )
+        if run.alternative:
+            speedup = run.alternative.seconds / run.full.seconds
+            lines.append(
+                f"{at}: {speedup:.1f}x faster than rest_api_source (at least "
+                f"{LEAST_SPEEDUP:g}x): {_verdict(speedup >= LEAST_SPEEDUP)}"
+            )
+        lines.append(
+            f"{at}: peak {_peak(run):,.0f} MB (under {MOST_PEAK_MB} MB): "
+            f"{_verdict(_peak(run) < MOST_PEAK_MB)}"
+        )
+        share = max(run.views.values()) / run.full.seconds
+        lines.append(
+            f"{at}: slowest view {share:.2%} of the full sync (under {MOST_VIEWS_SHARE:.0%}): "
+            f"{_verdict(share < MOST_VIEWS_SHARE)}"
+        )
+    for vendor in dict.fromkeys(run.vendor for run in runs):
+        sizes = sorted((run for run in runs if run.vendor == vendor), key=lambda run: run.invoices)
+        if len(sizes) > 1:
+            small, big = sizes[0], sizes[-1]
+            lines.append(
+                f"{vendor}: peak {_peak(big):,.0f} MB at {big.invoices:,} against "
+                f"{_peak(small):,.0f} MB at {small.invoices:,} (no more): "
+                f"{_verdict(_peak(big) <= _peak(small))}"
+            )
+    for rate in rates:
+        share = rate.per_second / RATE_LIMIT
+        if rate.paced:
+            lines.append(
+                f"{rate.vendor}, paced: {share:.0%} of the limit (at least "
+                f"{LEAST_PACED_SHARE:.0%}), {rate.refused} answered 429 (none): "
+                f"{_verdict(share >= LEAST_PACED_SHARE and rate.refused == 0)}"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vendor", action="append", choices=VENDOR_NAMES)
-    parser.add_argument("--invoices", type=int, default=20_000)
+    parser.add_argument(
+        "--invoices",
+        type=int,
+        action="append",
+        metavar="N",
+        help="invoices to sync (20,000 unless given; give it twice, e.g. 20000 and 200000, "
+        "to compare peak memory across sizes)",
+    )
     parser.add_argument(
         "--alternative",
         action=argparse.BooleanOptionalAction,
@@ -386,15 +505,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate-invoices", type=int, default=20_000, metavar="N")
     args = parser.parse_args(argv)
-    alternative = args.invoices <= 20_000 if args.alternative is None else args.alternative
-    for vendor in args.vendor or VENDOR_NAMES:
-        benchmark(vendor, args.invoices, alternative)
+    vendors = args.vendor or VENDOR_NAMES
+    runs = []
+    for invoices in args.invoices or [20_000]:
+        alternative = invoices <= 20_000 if args.alternative is None else args.alternative
+        runs += [benchmark(vendor, invoices, alternative) for vendor in vendors]
+    rates = []
     if args.rate_limit:
-        print(f"\n50 ms latency, 25 requests/s limit ({args.rate_invoices:,} invoices):")
-        for vendor in args.vendor or VENDOR_NAMES:
+        print(f"\n50 ms latency, {RATE_LIMIT} requests/s limit ({args.rate_invoices:,} invoices):")
+        for vendor in vendors:
             if vendor in PACEABLE:
-                rate_limited(vendor, args.rate_invoices, pace=25)
-            rate_limited(vendor, args.rate_invoices, pace=None)
+                rates.append(rate_limited(vendor, args.rate_invoices, pace=RATE_LIMIT))
+            rates.append(rate_limited(vendor, args.rate_invoices, pace=None))
+    print("\nissue #9's targets, as far as this run can judge them:")
+    for line in target_lines(runs, rates):
+        print(f"  {line}")
     return 0
 
 

@@ -66,6 +66,58 @@ def test_performance_benchmark_measures_all_three() -> None:
     phases = lines[full + 1].split(": ", 1)[1].split(", ")
     assert {"extract", "normalize", "load"} <= {phase.rsplit(" ", 2)[0] for phase in phases}
     assert all(50 < int(phase.split()[-2].replace(",", "")) < 4000 for phase in phases)
+    verdicts = lines[lines.index("issue #9's targets, as far as this run can judge them:") + 1 :]
+    assert [line.split(": ")[0].strip() for line in verdicts] == [
+        *["meteroid, 150"] * 4,  # floor ratio, rest_api_source, peak, views
+        "meteroid, paced",
+    ]
+    assert all(line.endswith((": met", ": NOT met")) for line in verdicts)
+
+
+def _measured(seconds: float, peak: float) -> performance.Measured:
+    return performance.Measured(seconds, 1000, peak, {})
+
+
+def _run_of(vendor: str, invoices: int, full_seconds: float, peak: float) -> performance.Run:
+    return performance.Run(
+        vendor,
+        invoices,
+        floor=_measured(4.0, 60),
+        alternative=None,
+        full=_measured(full_seconds, peak),
+        incremental=_measured(1.0, peak - 10),
+        views={"ar_summary": 0.05, "ar_aging": 0.3},
+    )
+
+
+def test_targets_are_judged_on_the_measured_figures() -> None:
+    runs = [
+        _run_of("meteroid", 20_000, full_seconds=10.0, peak=245),
+        _run_of("meteroid", 200_000, full_seconds=20.0, peak=253),
+        _run_of("exsited", 20_000, full_seconds=14.0, peak=241),
+        _run_of("exsited", 200_000, full_seconds=16.0, peak=241),
+    ]
+    rates = [
+        performance.RateRun("meteroid", paced=True, per_second=21.7, busiest_second=25, refused=0),
+        performance.RateRun("meteroid", paced=False, per_second=24.3, busiest_second=40, refused=3),
+    ]
+    lines = performance.target_lines(runs, rates)
+    assert "meteroid, 20,000: full sync 2.5x the floor (at most 3x): met" in lines
+    assert "exsited, 20,000: full sync 3.5x the floor (at most 3x): NOT met" in lines
+    assert "meteroid, 20,000: peak 245 MB (under 400 MB): met" in lines
+    assert "meteroid, 20,000: slowest view 3.00% of the full sync (under 2%): NOT met" in lines
+    assert "meteroid, 200,000: slowest view 1.50% of the full sync (under 2%): met" in lines
+    assert "meteroid: peak 253 MB at 200,000 against 245 MB at 20,000 (no more): NOT met" in lines
+    assert "exsited: peak 241 MB at 200,000 against 241 MB at 20,000 (no more): met" in lines
+    assert "meteroid, paced: 87% of the limit (at least 85%), 0 answered 429 (none): met" in lines
+    assert not any("unpaced" in line or "rest_api_source" in line for line in lines)
+
+
+def test_the_busiest_second_counts_a_half_open_second() -> None:
+    even = [i / 32 for i in range(100)]  # 32 a second, exact in binary
+    assert performance.busiest_second(even) == 32
+    assert performance.busiest_second([0.0, 0.5, 0.99, 1.0, 1.2]) == 4
+    assert performance.busiest_second([3.0]) == 1
 
 
 def test_memory_is_sampled_across_the_process_tree() -> None:
