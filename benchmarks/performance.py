@@ -471,10 +471,12 @@ def target_lines(runs: list[Run], rates: list[RateRun]) -> list[str]:
             )
     for rate in (rate for rate in rates if rate.paced):
         share = rate.per_second / RATE_LIMIT
+        within = rate.busiest_second <= RATE_LIMIT and rate.refused == 0
         lines.append(
             f"{rate.vendor}, paced: {share:.0%} of the limit (at least "
-            f"{LEAST_PACED_SHARE:.0%}), {rate.refused} answered 429 (none): "
-            f"{_verdict(share >= LEAST_PACED_SHARE and rate.refused == 0)}"
+            f"{LEAST_PACED_SHARE:.0%}), at most {rate.busiest_second} in one second (at most "
+            f"{RATE_LIMIT}), {rate.refused} answered 429 (none): "
+            f"{_verdict(share >= LEAST_PACED_SHARE and within)}"
         )
     return lines
 

@@ -5,11 +5,12 @@ back-off come from dlt's runtime configuration (`[runtime]` in `.dlt/config.toml
 `RUNTIME__REQUEST_MAX_ATTEMPTS` and friends), so users tune them the dlt way.
 """
 
+import math
 import sys
 import threading
 import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,19 +29,42 @@ _counting_label: list[str | None] = [None]
 _count_lock = threading.Lock()
 
 
+# Added to a pacer's window: the API sees each request some milliseconds after the pacer let
+# it go, a few more when its thread waits for the interpreter lock. Against the emulator's
+# clock, a margin of 20 ms let 26 requests into one second in three paced syncs of three,
+# 40 ms in one of nine, 60 ms in none of six.
+PACER_MARGIN = 0.06  # seconds
+
+
 class Pacer:
-    """Spaces requests at least 1/rate seconds apart, across threads (no bursts)."""
+    """Never more than `per_second` requests in any one second, across threads (for a
+    fractional rate: ⌊per_second⌋ in any ⌊per_second⌋/per_second seconds; one in 1/rate below 1).
+
+    A request waits until the oldest of the last ⌊per_second⌋ is that window old, plus
+    `PACER_MARGIN`, and at least a quarter of 1/per_second after the one before. So a slot
+    missed while every worker was busy is made up within the window, where a fixed
+    1/per_second spacing lost it. Paced at 25/s against a limit of 25, in interleaved Meteroid
+    syncs of 20,000 invoices: 91% of the limit on average (87-94%) against 86% (82-94%), and
+    the API never saw more than 25 requests in one second, against 26-27 (the fixed spacing
+    held by the client's clock, not by the API's).
+    """
 
     def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second
-        self._next = time.monotonic()
+        self.capacity = max(1, math.floor(per_second))
+        self.window = self.capacity / per_second + PACER_MARGIN
+        self.spacing = 0.25 / per_second
+        self._sent: deque[float] = deque(maxlen=self.capacity)
         self._lock = threading.Lock()
 
     def wait(self) -> None:
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
+            start = now
+            if self._sent:
+                start = max(start, self._sent[-1] + self.spacing)
+            if len(self._sent) == self.capacity:
+                start = max(start, self._sent[0] + self.window)
+            self._sent.append(start)
         if start > now:
             time.sleep(start - now)
 
