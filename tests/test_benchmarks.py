@@ -110,8 +110,8 @@ def test_targets_are_judged_on_the_measured_figures() -> None:
     assert "meteroid: peak 253 MB at 200,000 against 245 MB at 20,000 (no more): NOT met" in lines
     assert "exsited: peak 241 MB at 200,000 against 241 MB at 20,000 (no more): met" in lines
     assert (
-        "meteroid, paced: 87% of the limit (at least 85%), at most 25 in one second (at most 25), "
-        "0 answered 429 (none): met"
+        "meteroid, paced: 86.8% of the limit (at least 85%), at most 25 in one second "
+        "(at most 25), 0 answered 429 (none): met"
     ) in lines
     over = performance.RateRun("meteroid", True, per_second=22.0, busiest_second=27, refused=0)
     [paced] = [line for line in performance.target_lines(runs, [over]) if "paced" in line]

@@ -292,6 +292,37 @@ def test_a_bad_field_names_the_invoice(make_sandbox, field: str, value: Any, wor
     assert words in result.describe()
 
 
+def test_a_sync_says_when_pages_went_record_by_record(make_sandbox) -> None:
+    """A quantity with an exponent is exact, but left to the record path (the slow one): the
+    invoice loads, and the sync's line says how many batches took that path."""
+    sb = make_sandbox(VENDOR, invoices=30)
+    render = sb.emulator.render
+    victim = sb.ledger.snapshot()[7]
+
+    def with_exponent(inv):
+        body = render(inv)
+        if inv.id == victim.id:
+            body["line_items"][0]["quantity"] = f"{victim.lines[0].quantity}E0"
+        return body
+
+    quiet = sb.sync_ok(per_page=5, parallel_pages=1)
+    assert (quiet.batches, quiet.record_batches) == (1, 0)
+    assert "record by record" not in quiet.describe()
+    sb.emulator.render = with_exponent
+    result = sb.sync_ok(per_page=5, parallel_pages=1)
+    assert (result.batches, result.record_batches) == (1, 1)
+    assert result.describe().endswith(
+        "; 1 of 1 batches of pages converted record by record, 3-4x slower (a value the "
+        "column-by-column path does not convert: sources/meteroid/README.md)"
+    )
+    [(quantity,)] = sb.query(
+        "SELECT quantity FROM meteroid.invoices__line_items l JOIN meteroid.invoices i "
+        "ON l._dlt_parent_id = i._dlt_id WHERE i.id = ? AND l._dlt_list_idx = 0",
+        [victim.id],
+    )
+    assert quantity == Decimal(victim.lines[0].quantity)
+
+
 def test_malformed_page_is_a_clear_error(make_sandbox) -> None:
     sb = make_sandbox(VENDOR, invoices=10)
     sb.emulator.route("GET", "/api/v1/invoices", "list", lambda request: _bad_page())

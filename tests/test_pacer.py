@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sources.common import http
@@ -58,12 +60,15 @@ def test_requests_are_a_quarter_interval_apart_at_least(clock: FakeClock) -> Non
 
 def test_slots_missed_while_busy_are_made_up_within_the_window(clock: FakeClock) -> None:
     pacer = Pacer(25)
-    _sent(pacer, clock, 25, busy=0.04)  # one every 40 ms for a second
-    clock.now += 0.3  # every worker busy: about seven slots missed
-    after = _sent(pacer, clock, 10)
-    # the first requests after the pause go at once, a quarter interval apart
-    assert after[1] - after[0] == pytest.approx(0.01)
-    assert after[0] == pytest.approx(101.3)
+    before = _sent(pacer, clock, 25, busy=0.04)  # one every 40 ms, from 100.00 to 100.96
+    clock.now += 0.3  # every worker busy until 101.30: about seven slots missed
+    after = _sent(pacer, clock, 12)
+    # the requests after the pause go a quarter interval apart until the window binds: the
+    # 10th waits for 1.06 s after the 10th request before the pause (100.36)
+    assert after[:9] == pytest.approx([101.3 + 0.01 * k for k in range(9)])
+    assert after[9] == pytest.approx(100.36 + 1.0 + PACER_MARGIN)
+    assert after[11] - after[10] == pytest.approx(0.04)
+    assert _most_in_one_second(before + after) == 25
 
 
 def test_a_fractional_rate_keeps_whole_requests_in_a_shorter_window(clock: FakeClock) -> None:
@@ -72,8 +77,42 @@ def test_a_fractional_rate_keeps_whole_requests_in_a_shorter_window(clock: FakeC
     assert pacer.window == pytest.approx(0.8 + PACER_MARGIN)
     moments = _sent(pacer, clock, 6)
     assert moments[2] - moments[0] == pytest.approx(0.8 + PACER_MARGIN)
+    assert _most_in_one_second(moments) == 4  # the promise is per window, not per second
 
 
 def test_a_rate_below_one_a_second_spaces_single_requests(clock: FakeClock) -> None:
     moments = _sent(Pacer(0.5), clock, 3)
     assert moments[1] - moments[0] == pytest.approx(2.0 + PACER_MARGIN)
+
+
+def test_threads_share_the_window(clock: FakeClock, monkeypatch) -> None:
+    """Eight threads at once: the moments handed out keep the window and the spacing."""
+    moments: list[float] = []
+    record = threading.Lock()
+
+    def sleep(seconds: float) -> None:  # the clock stands still; each thread notes its moment
+        moments_of_thread.value = clock.now + seconds
+
+    moments_of_thread = threading.local()
+    monkeypatch.setattr(clock, "sleep", sleep)
+    pacer, start = Pacer(25), threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(20):
+            moments_of_thread.value = clock.now
+            pacer.wait()
+            with record:
+                moments.append(moments_of_thread.value)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    moments.sort()
+    assert len(moments) == 160
+    assert _most_in_one_second(moments) == 25
+    assert min(b - a for a, b in zip(moments, moments[1:], strict=False)) >= 0.01 - 1e-9
+    window = 1.0 + PACER_MARGIN - 1e-9
+    assert all(b - a >= window for a, b in zip(moments, moments[25:], strict=False))

@@ -17,6 +17,8 @@ is refused here.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -42,6 +44,24 @@ ArrowFailure = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 class NotColumnar(Exception):
     """The page holds a value the columnar path does not convert as the record path would."""
+
+
+# Batches converted in this process, by the path that converted them ("columnar", "records").
+# The record path is three to four times slower, so a sync says when it took it
+# (`pipelines.sync.SourceResult`); syncs run one source at a time, so one count is enough.
+_batches_by_path: Counter[str] = Counter()
+_batches_lock = threading.Lock()
+
+
+def _converted(path: str) -> None:
+    with _batches_lock:
+        _batches_by_path[path] += 1
+
+
+def batches_by_path() -> Counter[str]:
+    """How many batches each path has converted so far in this process."""
+    with _batches_lock:
+        return Counter(_batches_by_path)
 
 
 def pages_batch(
@@ -71,10 +91,16 @@ def pages_batch(
                 arrays = None
     if arrays:
         try:
-            return columnar(_concatenated(arrays))
+            batch = columnar(_concatenated(arrays))
         except (NotColumnar, *ArrowFailure):
             pass  # a value to check record by record, or a conversion not foreseen here
-    return joined([records(reread(handle)) for handle in handles])
+        else:
+            _converted("columnar")
+            return batch
+    batch = joined([records(reread(handle)) for handle in handles])
+    if arrays is None or arrays:  # not when every page was empty
+        _converted("records")
+    return batch
 
 
 def _concatenated(arrays: list[pa.StructArray]) -> pa.StructArray:

@@ -37,16 +37,20 @@ PACER_MARGIN = 0.06  # seconds
 
 
 class Pacer:
-    """Never more than `per_second` requests in any one second, across threads (for a
-    fractional rate: ⌊per_second⌋ in any ⌊per_second⌋/per_second seconds; one in 1/rate below 1).
+    """At most `per_second` requests a second, across threads: ⌊per_second⌋ in any window of
+    ⌊per_second⌋/per_second seconds plus `PACER_MARGIN` (for a whole rate, never more than
+    the rate in any second; below one a second, one request per 1/per_second), counted at
+    the moments it lets requests go.
 
-    A request waits until the oldest of the last ⌊per_second⌋ is that window old, plus
-    `PACER_MARGIN`, and at least a quarter of 1/per_second after the one before. So a slot
-    missed while every worker was busy is made up within the window, where a fixed
-    1/per_second spacing lost it. Paced at 25/s against a limit of 25, in interleaved Meteroid
-    syncs of 20,000 invoices: 91% of the limit on average (87-94%) against 86% (82-94%), and
-    the API never saw more than 25 requests in one second, against 26-27 (the fixed spacing
-    held by the client's clock, not by the API's).
+    A request waits until the oldest of the last ⌊per_second⌋ is a window old, and at least a
+    quarter of 1/per_second after the one before. So a slot missed while every worker was
+    busy is made up within the window, where a fixed 1/per_second spacing lost it. Paced at
+    25/s against a limit of 25, in interleaved Meteroid syncs of 20,000 invoices: 91% of the
+    limit on average (87-94%) against 86% (82-94%), and the API never saw more than 25
+    requests in one second, against 26-27 (the fixed spacing held by the client's clock, not
+    by the API's). After a pause it lets a window's requests go in a burst, a quarter
+    interval apart: an API whose bucket holds fewer than a second's requests answers some
+    with 429, which dlt's client waits out as `Retry-After` says.
     """
 
     def __init__(self, per_second: float) -> None:
