@@ -51,6 +51,13 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   is run again in a new DuckDB instance with twice the cap, up to half the machine's memory
   (`load_with_memory_headroom`), with a warning: in the same instance, the rows a rolled-back
   merge had begun to delete cannot be deleted again (`LoadJobOutOfMemory`).
+- dlt closes DuckDB, which then checkpoints, whenever no load job holds a connection: once
+  after the staging copies, writing the staged rows into the file for the merge to read back,
+  where they stayed until the next sync. A connection held through the load
+  (`checkpointed_once`) and dlt emptying the staging tables when a package is complete
+  (`load.truncate_staging_dataset`) leave one checkpoint, of the merged tables: a
+  20,000-invoice Meteroid load took 3.1-3.3 s instead of 3.9-4.2 s, a 200,000-invoice one
+  28 s instead of 31 s, and their warehouse files were half as big (22 and 187 MB).
 - dlt's merge SQL is used with two changes. Rows that were staged once, as they are in every
   sync but one resumed after a crash, are not deduplicated by row id: that sorted step was
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
@@ -116,7 +123,8 @@ DEFAULTS: dict[str, Any] = {
     },
     # batches fetched by dlt's extract workers wait in memory until the main thread takes them
     "extract": {"max_parallel_items": 5},
-    "load": {"workers": 2},
+    # the staging tables are emptied once their rows are merged (`checkpointed_once`)
+    "load": {"workers": 2, "truncate_staging_dataset": True},
     "destination": {
         "duckdb": {
             "credentials": {
@@ -350,21 +358,24 @@ def _stop_when_out_of_memory(run: Callable[[], None]) -> None:
 def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
     """dlt's load; if DuckDB runs out of memory, load again under twice the cap.
 
-    Each attempt is a new `pipeline.load`, which opens the database anew (dlt closed it when
-    the failed load ended), so the job that ran out of memory runs in a fresh DuckDB instance
-    (`LoadJobOutOfMemory` says why it must). Jobs that completed stay completed. The raised
-    cap holds for this load only; the next sync starts from the configured one. Gives up at
-    half the machine's memory, raising dlt's error.
+    Each attempt is a new `pipeline.load` in a block of its own (`checkpointed_once`), which
+    opens the database anew (dlt closed it when the failed load ended), so the job that ran
+    out of memory runs in a fresh DuckDB instance (`LoadJobOutOfMemory` says why it must).
+    Jobs that completed stay completed. The raised cap holds for this load only; the next
+    sync starts from the configured one. Gives up at half the machine's memory, raising
+    dlt's error.
     """
-    credentials: DuckDbCredentials | None = None
+    # resolved once, from the user's settings and ours
+    credentials: DuckDbCredentials = pipeline.destination_client().config.credentials
+    raised_cap = False
     while True:
         try:
-            return pipeline.load(credentials=credentials)
+            with checkpointed_once(credentials.database):
+                return pipeline.load(credentials=credentials if raised_cap else None)
         except PipelineStepFailed as failure:
             if not out_of_memory(failure):
                 raise
-            if credentials is None:  # resolved once, from the user's settings and ours
-                credentials = pipeline.destination_client().config.credentials
+            raised_cap = True
             settings = dict(credentials.global_config or {})
             cap = memory_bytes(settings.get("memory_limit"))
             if cap >= memory_ceiling():
@@ -377,6 +388,28 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
                 f"{pipeline.pipeline_name}; loading again under {raised / 2**20:.0f} MiB. To "
                 f"start there, set memory_limit in {DUCKDB_SETTINGS_KEY}."
             )
+
+
+@contextlib.contextmanager
+def checkpointed_once(database: str) -> Iterator[None]:
+    """Keep the warehouse's DuckDB instance open through a load, which DuckDB then
+    checkpoints once, as this block ends, with the staging tables already emptied.
+
+    dlt closes DuckDB whenever no load job holds a connection, and DuckDB checkpoints as it
+    closes (dlt sets no other checkpoint below 1 GB of write-ahead log). So the staged rows
+    were written into the database file after the staging copies (0.7 s of a 20,000-invoice
+    Meteroid load) only for the merge to read them back, and the file kept them until the
+    next sync (184 of a 200,000-invoice warehouse's 368 MB). Held open, the load keeps its
+    rows in memory (spilled to DuckDB's temporary files beyond its cap) and in the log; dlt
+    empties the staging tables once the package is complete (`load.truncate_staging_dataset`),
+    and the checkpoint as this connection closes writes the merged tables alone. A crash
+    before it loses nothing: DuckDB replays the log on the next open.
+    """
+    con = warehouse_connection(database)
+    try:
+        yield
+    finally:
+        con.close()
 
 
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}

@@ -102,6 +102,35 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 
+def test_a_load_checkpoints_once_as_it_ends_and_keeps_no_staged_rows(
+    make_sandbox, monkeypatch
+) -> None:
+    """The staged rows are merged from memory and the write-ahead log, never written into the
+    file: dlt empties the staging tables, then DuckDB checkpoints the merged ones."""
+    log_sizes: list[int] = []
+    load = dlt.Pipeline.load
+
+    def spied(self: dlt.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        info = load(self, *args, **kwargs)
+        log_sizes.append(Path(f"{sb.db}.wal").stat().st_size)
+        return info
+
+    monkeypatch.setattr(dlt.Pipeline, "load", spied)
+    sb = make_sandbox(METEROID, invoices=300)
+    sb.sync_ok()
+    [log_size] = log_sizes
+    assert log_size > 0  # the load's rows were in the log when dlt's load ended
+    assert not Path(f"{sb.db}.wal").exists()  # and checkpointed once it had
+    assert sb.query("SELECT count(*) FROM meteroid.invoices") == [(300,)]
+    lines = sum(len(invoice.lines) for invoice in sb.ledger.snapshot())
+    assert sb.query("SELECT count(*) FROM meteroid.invoices__line_items") == [(lines,)]
+    staged = sb.query(
+        "SELECT table_name, estimated_size FROM duckdb_tables() "
+        "WHERE schema_name = 'meteroid_staging' AND table_name LIKE 'invoices%'"
+    )
+    assert len(staged) == 6 and {rows for _, rows in staged} == {0}
+
+
 @dlt.resource(name="rows", primary_key="id", write_disposition="merge")
 def _numbered_rows(ids: range, version: str) -> Iterator[pyarrow.Table]:
     numbers = pyarrow.array(ids, pyarrow.int64())
