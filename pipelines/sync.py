@@ -31,6 +31,7 @@ from pipelines.tuning import (
     release_freed_memory,
     settings_lookups_unlogged,
     use_duckdb_merge_jobs,
+    validate_with_type_hints_cached,
 )
 from pipelines.views import build_views
 from sources.common.collector import objects_alive_now_frozen
@@ -84,6 +85,7 @@ class SourceResult:
 def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
     register_defaults()
     use_duckdb_merge_jobs()
+    validate_with_type_hints_cached()
     allocate_so_that_freed_memory_returns()
     db = Path(db_path).resolve()
     return dlt.pipeline(

@@ -58,6 +58,8 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   (`load.truncate_staging_dataset`) leave one checkpoint, of the merged tables: a
   20,000-invoice Meteroid load took 3.1-3.3 s instead of 3.9-4.2 s, a 200,000-invoice one
   28 s instead of 31 s, and their warehouse files were half as big (22 and 187 MB).
+- dlt validates the table schema of every arrow item, looking up the type hints of the same
+  TypedDicts again for each column; they are looked up once (`validate_with_type_hints_cached`).
 - dlt's merge SQL is used with two changes. Rows that were staged once, as they are in every
   sync but one resumed after a crash, are not deduplicated by row id: that sorted step was
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
@@ -72,12 +74,14 @@ import ctypes
 import functools
 import gc
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import dlt
+import dlt.common.validation
 import duckdb
 import pyarrow
 import pyarrow.parquet
@@ -315,6 +319,39 @@ def use_duckdb_merge_jobs() -> None:
     """
     DuckDbClient.create_table_chain_completed_followup_jobs = _duckdb_followup_jobs  # type: ignore[method-assign,assignment]
     DuckDbClient.create_load_job = _duckdb_load_job  # type: ignore[method-assign]
+
+
+_DLT_GET_TYPE_HINTS = dlt.common.validation.get_type_hints
+
+
+@functools.cache
+def _type_hints_of(spec: type, include_extras: bool) -> dict[str, Any]:
+    module = sys.modules.get(spec.__module__)
+    return _DLT_GET_TYPE_HINTS(
+        spec, globalns=vars(module) if module else None, include_extras=include_extras
+    )
+
+
+def _type_hints_once(
+    spec: type, globalns: Any = None, localns: Any = None, include_extras: bool = False
+) -> dict[str, Any]:
+    if localns is not None:
+        return _DLT_GET_TYPE_HINTS(spec, globalns, localns, include_extras)
+    return dict(_type_hints_of(spec, include_extras))
+
+
+def validate_with_type_hints_cached() -> None:
+    """Make dlt's `validate_dict` look up each TypedDict's type hints once per process.
+
+    dlt validates every table schema it computes, for a column-wise item of every arrow item
+    (it keeps no contract cache for arrow tables), and each validation calls Python's slow
+    `get_type_hints` for the table's TypedDict and again for every column's (dlt marks it a
+    TODO). A TypedDict's hints do not change, and `validate_dict` passes its module's names
+    as `globalns`, as `_type_hints_of` does. 0.65 s less CPU in a 20,000-invoice Meteroid
+    sync (16.6 s against 17.2 s, four interleaved pairs), all of it on dlt's main thread,
+    which holds the interpreter lock that the extract workers' conversions wait for.
+    """
+    dlt.common.validation.get_type_hints = _type_hints_once  # type: ignore[assignment]
 
 
 class LoadJobOutOfMemory(DestinationTerminalException):

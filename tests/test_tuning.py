@@ -20,6 +20,9 @@ import pyarrow
 import pyarrow.compute
 import pytest
 import requests
+from dlt.common.exceptions import DictValidationException
+from dlt.common.schema.typing import TColumnSchema, TTableSchema
+from dlt.common.validation import validate_dict_ignoring_xkeys
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
 import pipelines.runs
@@ -129,6 +132,32 @@ def test_a_load_checkpoints_once_as_it_ends_and_keeps_no_staged_rows(
         "WHERE schema_name = 'meteroid_staging' AND table_name LIKE 'invoices%'"
     )
     assert len(staged) == 6 and {rows for _, rows in staged} == {0}
+
+
+def test_dlt_looks_up_each_typeddicts_hints_once_and_still_validates(monkeypatch) -> None:
+    looked_up: list[Any] = []
+    lookup = tuning._DLT_GET_TYPE_HINTS
+    monkeypatch.setattr(
+        tuning,
+        "_DLT_GET_TYPE_HINTS",
+        lambda spec, *args, **kwargs: looked_up.append(spec) or lookup(spec, *args, **kwargs),
+    )
+    tuning._type_hints_of.cache_clear()
+    tuning.validate_with_type_hints_cached()
+    table = {
+        "name": "invoices",
+        "columns": {
+            "id": {"name": "id", "data_type": "text", "nullable": False},
+            "amount_due": {"name": "amount_due", "data_type": "decimal", "precision": 38},
+        },
+    }
+    for _ in range(3):
+        validate_dict_ignoring_xkeys(TTableSchema, table, "invoices")
+    assert looked_up.count(TTableSchema) == 1 and looked_up.count(TColumnSchema) == 1
+    table["columns"]["amount_due"]["data_type"] = "money"
+    with pytest.raises(DictValidationException, match="data_type"):
+        validate_dict_ignoring_xkeys(TTableSchema, table, "invoices")
+    tuning._type_hints_of.cache_clear()
 
 
 @dlt.resource(name="rows", primary_key="id", write_disposition="merge")
