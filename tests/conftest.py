@@ -18,6 +18,7 @@ from sources.common.sandbox.ledger import Ledger
 from sources.common.sandbox.server import Emulator, Faults, SandboxServer
 from sources.common.sandbox.truth import ar_aging, ar_summary
 from sources.common.vendor import Vendor
+from tests.clock import TODAY
 
 # Fast retries in tests: real back-off would make fault tests slow, not more truthful.
 os.environ.setdefault("RUNTIME__REQUEST_MAX_ATTEMPTS", "4")
@@ -107,7 +108,7 @@ def make_sandbox(tmp_path: Path) -> Iterator:
         **options: Any,
     ) -> Sandbox:
         emulator = vendor.emulator(
-            vendor.make_ledger(seed=seed, invoices=invoices), faults, **options
+            vendor.make_ledger(seed=seed, invoices=invoices, today=TODAY), faults, **options
         )
         server = SandboxServer({mount: emulator}).start()
         servers.append(server)

@@ -13,9 +13,8 @@ from pipelines.registry import VENDORS
 from pipelines.sandbox import build_emulators, environment, serve
 from pipelines.sync import sync
 from sources.common.sandbox.truth import ar_aging, ar_summary
+from tests.clock import TODAY
 from tests.conftest import Sandbox
-
-TODAY = date.today()
 
 
 @pytest.fixture(scope="module")

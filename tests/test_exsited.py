@@ -7,7 +7,7 @@ import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +21,7 @@ from sources.common.sandbox.server import Faults
 from sources.exsited import VENDOR
 from sources.exsited.emulator import _NAMESPACE, CLIENT_ID, CLIENT_SECRET, _uuid
 from sources.exsited.incremental import Page, ScopeSync
-
-TODAY = date.today()
+from tests.clock import TODAY
 
 
 def _loaded(sb: Any) -> dict[str, tuple]:

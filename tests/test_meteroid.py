@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +17,8 @@ from sources.common.sandbox.ledger import OPEN, PAID, VOID
 from sources.common.sandbox.server import Faults
 from sources.meteroid import VENDOR
 from sources.meteroid.emulator import API_KEY
+from tests.clock import TODAY
 from tests.meteroid_schema import ERROR_RESPONSE, INVOICE, LIST_RESPONSE
-
-TODAY = date.today()
 
 
 def _get(sb, path: str, key: str = API_KEY, **params) -> requests.Response:

@@ -16,8 +16,8 @@ from sources.common.sandbox.server import Response
 from sources.press import VENDOR
 from sources.press.emulator import API_KEY, API_SECRET, TEAM, press_name
 from sources.press.settings import SUMMARY_PATH
+from tests.clock import TODAY
 
-TODAY = date.today()
 INVOICE_FIELDS = {"name", "status", "period_end", "payment_mode", "type", "currency"}
 INVOICE_FIELDS |= {"amount_paid", "items"}
 ITEM_FIELDS = {"amount", "name", "type", "parent", "quantity", "rate", "plan"}

@@ -20,9 +20,8 @@ from sources.revolv3 import VENDOR, settings
 from sources.revolv3 import emulator as emulator_module
 from sources.revolv3.emulator import TOKEN
 from sources.revolv3.helpers import parse_billing_date
+from tests.clock import TODAY
 from tests.scenarios import run_scenario
-
-TODAY = date.today()
 
 
 def decode_json(text: str):

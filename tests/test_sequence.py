@@ -6,7 +6,6 @@ import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +24,7 @@ from sources.common.sandbox.server import Faults, SandboxServer
 from sources.sequence import VENDOR, settings
 from sources.sequence.emulator import CLIENT_ID, CLIENT_SECRET
 from sources.sequence.helpers import bucket_of
+from tests.clock import TODAY
 from tests.conftest import Sandbox
 
 # -- the parts of Sequence's 2024-07-30 spec that we read, as compact JSON Schemas ----------
@@ -418,7 +418,7 @@ def test_sync_loads_every_invoice_exactly(sequence: Any) -> None:
 
 def test_ar_figures_equal_ground_truth_across_changes(sequence: Any) -> None:
     sequence.sync_ok(limit=7)  # several list pages
-    today = date.today()
+    today = TODAY
     assert sequence.summary_rows(today) == sequence.truth_summary(today)
     assert sequence.aging_rows(today) == sequence.truth_aging(today)
     sequence.ledger.random_changes(12)

@@ -9,7 +9,6 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,7 @@ from sources.common.http import READ_AHEAD_SWITCH_INTERVAL, json_decoded_with, r
 from sources.meteroid import VENDOR as METEROID
 from sources.revolv3 import VENDOR as REVOLV3
 from sources.sequence import VENDOR as SEQUENCE
-
-TODAY = datetime.now(UTC).date()
+from tests.clock import TODAY
 
 
 def test_defaults_apply_but_user_settings_win(monkeypatch) -> None:
