@@ -9,6 +9,7 @@ or the same error.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from sources.common.columnar import (
     Nested,
     NotColumnar,
+    json_page_records,
     minor_units,
     pages_batch,
     struct_rows,
@@ -29,7 +31,7 @@ from sources.common.columnar import (
 from sources.common.errors import SyncError
 from sources.common.tables import TableBatch, joined
 from sources.meteroid import TABLES, VENDOR
-from sources.meteroid.columnar import TIMESTAMP_FIELDS, invoice_tables
+from sources.meteroid.columnar import PAGE_TEXT_FIELDS, TIMESTAMP_FIELDS, invoice_tables
 from sources.meteroid.emulator import API_KEY
 from sources.meteroid.helpers import invoice_record
 
@@ -40,8 +42,24 @@ def by_records(pages: list[list[Any]]) -> TableBatch:
     return joined([TABLES.arrow(invoice_record(raw) for raw in rows) for rows in pages])
 
 
-def by_pages_batch(pages: list[list[Any]], record_pages: list[int] | None = None) -> TableBatch:
-    """`pages_batch` as the source calls it; `record_pages` counts the pages read by records."""
+def body_records(body: bytes) -> pa.StructArray | list[Any]:
+    """What the source hands `pages_batch` for a page's body: arrow's reading, or, where
+    arrow can't read it, the decoded records."""
+    try:
+        return json_page_records(body, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",))
+    except NotColumnar:
+        return json.loads(body)["data"]
+
+
+def page_body(rows: list[Any]) -> bytes:
+    return json.dumps({"data": rows, "pagination_meta": {"page": 0}}).encode()
+
+
+def by_pages_batch(
+    pages: list[list[Any]], record_pages: list[int] | None = None, from_bodies: bool = False
+) -> TableBatch:
+    """`pages_batch` as the source calls it, given decoded pages or (`from_bodies`) their
+    JSON; `record_pages` counts the pages read by records."""
 
     def records(rows: list[Any]) -> TableBatch:
         if record_pages is not None:
@@ -49,7 +67,7 @@ def by_pages_batch(pages: list[list[Any]], record_pages: list[int] | None = None
         return TABLES.arrow(invoice_record(raw) for raw in rows)
 
     return pages_batch(
-        ((rows, rows) for rows in pages),
+        ((body_records(page_body(rows)) if from_bodies else rows, rows) for rows in pages),
         columnar=lambda invoices: invoice_tables(invoices, TABLES),
         records=records,
         reread=lambda rows: rows,
@@ -116,6 +134,10 @@ def test_emulator_pages_are_read_column_by_column_exactly(make_sandbox, enum_cas
     got = by_pages_batch(pages, record_pages)
     assert record_pages == []  # every page went the columnar way
     assert_same_tables(got, by_records(pages))
+    bodies = [body_records(page_body(rows)) for rows in pages]
+    assert all(isinstance(records, pa.StructArray) for records in bodies)  # read by arrow
+    assert_same_tables(by_pages_batch(pages, record_pages, from_bodies=True), got)
+    assert record_pages == []
     without_transactions = [[{**raw, "transactions": []} for raw in rows] for rows in pages]
     assert_same_tables(
         by_pages_batch(without_transactions, record_pages), by_records(without_transactions)
@@ -186,6 +208,57 @@ def test_a_float_amount_is_refused_not_truncated() -> None:
         from sources.common.columnar import integers
 
         integers(struct_rows([{"total": 100}, {"total": 1.5}]), "total")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data": [{"total": NaN}], "pagination_meta": {}}',  # not JSON: orjson refuses it
+        b'{"data": [{"id": "a"}], "pagination_meta": {}}{"data": []}',  # two bodies
+        b'{"data": [{"id": "a"}]}',  # no pagination_meta
+        b'{"data": [{"id": "a"}], "pagination_meta": 3}',
+        b'{"data": [{"id": "a"}, null], "pagination_meta": {}}',  # a record that is null
+        b'{"data": null, "pagination_meta": {}}',
+        b'{"data": [{"id": 5}], "pagination_meta": {}}',  # a number where text is read
+        b'{"data": [{"id": "a", "id": "b"}], "pagination_meta": {}}',
+        b'[{"id": "a"}]',
+        b"\xff",
+    ],
+)
+def test_a_body_arrow_cannot_read_as_a_page_is_left_to_the_json_decoder(body: bytes) -> None:
+    with pytest.raises(NotColumnar):
+        json_page_records(body, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",))
+
+
+def test_a_body_read_by_arrow_keeps_dates_and_look_alikes_as_text() -> None:
+    body = b'{"data": [{"id": "a", "invoice_date": "2026-05-14", "memo": "2026-05-14",'
+    body += b' "net_terms": 30, "line_items": [{"start_date": "2026-05-14T10:00:00"}]}],'
+    body += b' "pagination_meta": {"total_pages": 1}}'
+    records = json_page_records(body, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",))
+    assert records.to_pylist()[0]["invoice_date"] == "2026-05-14"
+    assert records.to_pylist()[0]["memo"] == "2026-05-14"
+    assert records.to_pylist()[0]["line_items"][0]["start_date"] == "2026-05-14T10:00:00"
+    assert records.type.field("net_terms").type == pa.int64()  # the rest inferred
+
+
+def test_pages_whose_unread_field_looks_like_a_timestamp_on_one_only_go_together(
+    make_sandbox: Any,
+) -> None:
+    """A field the source does not read (`snapshot_at`) would be a timestamp to arrow on one
+    page and text on another (with a fraction of a second), and the two could not be put
+    together; it is declared text, so a batch of both is converted column by column."""
+    sb = make_sandbox(VENDOR, invoices=2)
+    pages = emulator_pages(sb, pages=2, per_page=1)
+    moments = ["2026-05-14T10:00:00", "2026-05-14T10:00:00.25+02:00"]
+    for rows, when in zip(pages, moments, strict=True):
+        rows[0]["customer_details"] = {**rows[0]["customer_details"], "snapshot_at": when}
+    for rows in pages:
+        customer = body_records(page_body(rows)).type.field("customer_details").type
+        assert customer.field("snapshot_at").type == pa.string()
+    record_pages: list[int] = []
+    got = by_pages_batch(pages, record_pages, from_bodies=True)
+    assert record_pages == []
+    assert_same_tables(got, by_records(pages))
 
 
 # -- the property ----------------------------------------------------------------------------
@@ -361,12 +434,15 @@ def meteroid_pages(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(pages=meteroid_pages())
-def test_pages_batch_answers_as_the_record_path_does(pages: list[list[Any]]) -> None:
+@pytest.mark.parametrize("from_bodies", [False, True], ids=["decoded", "bodies"])
+def test_pages_batch_answers_as_the_record_path_does(
+    pages: list[list[Any]], from_bodies: bool
+) -> None:
     try:
         expected = by_records(pages)
     except SyncError as err:
         with pytest.raises(SyncError) as raised:
-            by_pages_batch(pages)
+            by_pages_batch(pages, from_bodies=from_bodies)
         assert str(raised.value) == str(err)
         return
-    assert_same_tables(by_pages_batch(pages), expected)
+    assert_same_tables(by_pages_batch(pages, from_bodies=from_bodies), expected)

@@ -12,11 +12,13 @@ the record path, which loads it or raises the error that names the invoice.
 
 The raw page is read with pyarrow's type inference, not a declared type: a declared int64
 column would take 1.5 as 1, while inference makes a column with any float a double, which
-is refused here.
+is refused here. Only text is declared where a source reads a page's body with arrow's JSON
+parser (`json_page_records`), which would otherwise read a date as a timestamp.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,6 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from sources.common.dates import DateParseError
 from sources.common.fields import FieldError
@@ -65,7 +68,7 @@ def batches_by_path() -> Counter[str]:
 
 
 def pages_batch(
-    pages: Iterable[tuple[list[Any], Any]],
+    pages: Iterable[tuple[list[Any] | pa.StructArray, Any]],
     columnar: Callable[[pa.StructArray], TableBatch],
     records: Callable[[list[Any]], TableBatch],
     reread: Callable[[Any], list[Any]],
@@ -73,20 +76,21 @@ def pages_batch(
     """One batch from consecutive pages: column by column if every page allows it, else
     record by record.
 
-    `pages` yields each page's records and a handle (its response) that `reread` turns back
-    into them: a page's records are held as arrow while the next is read, not as Python
-    objects, and the record path, rarely needed, decodes them again page by page. The
-    conversion's arrow calls cost about 10 ms whatever the rows, so a batch's pages are
-    converted at once (`BATCH_INVOICES`, ten pages of 100 invoices): ten pages took 20-35 ms
-    for their 1,000 invoices, against 90-130 ms page by page.
+    `pages` yields each page's records (decoded JSON, or arrow already: `json_page_records`)
+    and a handle (its response) that `reread` turns back into decoded records: a page's
+    records are held as arrow while the next is read, not as Python objects, and the record
+    path, rarely needed, decodes them again page by page. The conversion's arrow calls cost
+    about 10 ms whatever the rows, so a batch's pages are converted at once
+    (`BATCH_INVOICES`, ten pages of 100 invoices): ten pages took 20-35 ms for their 1,000
+    invoices, against 90-130 ms page by page.
     """
     handles: list[Any] = []
     arrays: list[pa.StructArray] | None = []
     for rows, handle in pages:
         handles.append(handle)
-        if arrays is not None and rows:
+        if arrays is not None and len(rows):
             try:
-                arrays.append(struct_rows(rows))
+                arrays.append(rows if isinstance(rows, pa.StructArray) else struct_rows(rows))
             except NotColumnar:
                 arrays = None
     if arrays:
@@ -121,6 +125,58 @@ def struct_rows(rows: list[Any]) -> pa.StructArray:
     if not pa.types.is_struct(array.type) or array.null_count:
         raise NotColumnar
     return array
+
+
+def json_page_records(
+    body: bytes, records_key: str, text_fields: pa.StructType, objects: tuple[str, ...] = ()
+) -> pa.StructArray:
+    """The records of a JSON page, `{records_key: [{...}, ...], object: {...}, ...}`, read by
+    arrow's JSON parser straight from the body; NotColumnar if it is not such a page.
+
+    `struct_rows` reads what orjson decoded: both steps make a Python object of every value
+    and hold the interpreter lock throughout (about 40% of the lock in a 20,000-invoice
+    Meteroid extraction, which dlt's main thread waits for). Arrow's parser makes none and
+    lets go of the lock. It would read a date or a timestamp as a timestamp, so the fields
+    the source reads as text are declared (`text_fields`, nested lists and objects as
+    structs); every other type is inferred, as `struct_rows` infers it. Declare as text
+    also any text field the source does not read but that may look like a date: pages where
+    arrow took it for a timestamp on one and for text on another cannot be put together,
+    and their batch goes record by record (pyarrow 26's cast of such a field back to text
+    makes an invalid array where a nested object has a field that is null throughout).
+    Any double sends the page back to the caller: a float where the source reads an
+    integer, which its record path names, or a value arrow accepts and JSON does not (NaN,
+    Infinity), which its JSON decoder refuses.
+    """
+    schema = pa.schema([pa.field(records_key, pa.list_(text_fields))])
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(body),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(body) + 1),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer"
+            ),
+        )
+    except ArrowFailure:
+        raise NotColumnar from None
+    if table.num_rows != 1 or _holds(table.schema, pa.types.is_floating):
+        raise NotColumnar
+    for name in objects:
+        if name not in table.column_names or not pa.types.is_struct(table.schema.field(name).type):
+            raise NotColumnar
+    pages = table.column(records_key).combine_chunks()
+    records = pages.flatten()
+    if pages.null_count or records.null_count:
+        raise NotColumnar
+    return records
+
+
+def _holds(kind: pa.DataType | pa.Schema, test: Callable[[pa.DataType], bool]) -> bool:
+    """Whether `kind`, or any type nested in it, passes `test`."""
+    if isinstance(kind, pa.Schema) or pa.types.is_struct(kind):
+        return any(_holds(field.type, test) for field in kind)
+    if pa.types.is_list(kind):
+        return _holds(kind.value_type, test)
+    return test(kind)
 
 
 def _field(parent: pa.Array, name: str) -> pa.Array | None:

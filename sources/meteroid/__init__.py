@@ -13,18 +13,19 @@ from typing import Any
 
 import dlt
 import orjson
+import pyarrow as pa
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import PageNumberPaginator
 from requests import Response
 
-from sources.common.columnar import pages_batch
+from sources.common.columnar import NotColumnar, json_page_records, pages_batch
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
 from sources.common.http import json_decoded_with, make_rest_client
 from sources.common.tables import BATCH_INVOICES, NestedTables, TableBatch, staggered_groups
 from sources.common.vendor import Vendor
 from sources.meteroid import settings
-from sources.meteroid.columnar import invoice_tables
+from sources.meteroid.columnar import PAGE_TEXT_FIELDS, invoice_tables
 from sources.meteroid.emulator import make_emulator
 from sources.meteroid.helpers import SOURCE, error_message, invoice_record
 
@@ -183,7 +184,16 @@ def meteroid_source(
     def page_rows(response: Response) -> list[Any]:
         return checked_page(response)["data"]
 
-    def batch(pages: Iterable[tuple[list[Any], Response]]) -> TableBatch:
+    def page_records(response: Response) -> pa.StructArray | list[Any]:
+        """A page's invoices read by arrow from its body; decoded and checked if it can't."""
+        try:
+            return json_page_records(
+                response.content, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",)
+            )
+        except NotColumnar:
+            return page_rows(response)
+
+    def batch(pages: Iterable[tuple[pa.StructArray | list[Any], Response]]) -> TableBatch:
         return pages_batch(
             pages,
             columnar=lambda invoices: invoice_tables(invoices, TABLES),
@@ -191,10 +201,10 @@ def meteroid_source(
             reread=page_rows,
         )
 
-    def fetched(pages: Iterable[int]) -> Iterator[tuple[list[Any], Response]]:
+    def fetched(pages: Iterable[int]) -> Iterator[tuple[pa.StructArray | list[Any], Response]]:
         for page in pages:
             response = page_response(page)
-            yield page_rows(response), response
+            yield page_records(response), response
 
     @dlt.defer
     def pages_batch_of(pages: range) -> TableBatch:

@@ -46,6 +46,61 @@ TIMESTAMP_FIELDS = (
 TEXT = pa.string()
 
 
+def _texts(*names: str, **inner: pa.DataType) -> pa.StructType:
+    return pa.struct([*((name, TEXT) for name in names), *inner.items()])
+
+
+# The fields `invoice_tables` reads as text, and the customer's `snapshot_at`, for arrow's
+# JSON parser (`json_page_records`): left to its inference, a date, a timestamp, or a memo
+# that looks like one, would come out a timestamp, and the page would go the slow way.
+PAGE_TEXT_FIELDS = _texts(
+    "id",
+    "currency",
+    "invoice_number",
+    "status",
+    "payment_status",
+    "invoice_type",
+    "customer_id",
+    "subscription_id",
+    "invoice_date",
+    "due_date",
+    *TIMESTAMP_FIELDS,
+    "memo",
+    "reference",
+    "purchase_order",
+    customer_details=_texts(
+        "name", "alias", "email", "vat_number", "snapshot_at", billing_address=_texts("country")
+    ),
+    line_items=pa.list_(
+        _texts(
+            "name",
+            "description",
+            "quantity",
+            "unit_price",
+            "tax_rate",
+            "start_date",
+            "end_date",
+            sub_line_items=pa.list_(_texts("id", "name", "quantity", "unit_price")),
+        )
+    ),
+    tax_breakdown=pa.list_(_texts("name", "tax_rate", "exemption_type")),
+    transactions=pa.list_(
+        _texts(
+            "id",
+            "currency",
+            "payment_type",
+            "status",
+            "payment_method_id",
+            "processed_at",
+            "error",
+            "provider_transaction_id",
+            payment_method_info=_texts("payment_method_type", "card_brand", "card_last4"),
+        )
+    ),
+    coupons=pa.list_(_texts("coupon_id", "name")),
+)
+
+
 def _enum(values: pa.Array, allowed: frozenset[str], field: str) -> pa.Array:
     return mapped(values, partial(enum_value, allowed=allowed, field=field), TEXT)
 
@@ -63,7 +118,8 @@ def _defaulted_amount(parent: pa.Array, field: str) -> pa.Array:
 
 
 def invoice_tables(invoices: pa.StructArray, tables: NestedTables) -> TableBatch:
-    """The batch for Meteroid invoices read by `struct_rows`, or NotColumnar."""
+    """The batch for Meteroid invoices read by `struct_rows` or `json_page_records`, or
+    NotColumnar."""
     ids = required(text(invoices, "id"))
     if pc.any(pc.equal(ids, "")).as_py():
         raise NotColumnar
