@@ -74,7 +74,6 @@ import ctypes
 import functools
 import gc
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -324,12 +323,7 @@ def use_duckdb_merge_jobs() -> None:
 _DLT_GET_TYPE_HINTS = dlt.common.validation.get_type_hints
 
 
-@functools.cache
-def _type_hints_of(spec: type, include_extras: bool) -> dict[str, Any]:
-    module = sys.modules.get(spec.__module__)
-    return _DLT_GET_TYPE_HINTS(
-        spec, globalns=vars(module) if module else None, include_extras=include_extras
-    )
+_TYPE_HINTS: dict[tuple[type, bool], dict[str, Any]] = {}
 
 
 def _type_hints_once(
@@ -337,7 +331,10 @@ def _type_hints_once(
 ) -> dict[str, Any]:
     if localns is not None:
         return _DLT_GET_TYPE_HINTS(spec, globalns, localns, include_extras)
-    return dict(_type_hints_of(spec, include_extras))
+    key = (spec, include_extras)
+    if key not in _TYPE_HINTS:  # a race computes the same hints twice, harmlessly
+        _TYPE_HINTS[key] = _DLT_GET_TYPE_HINTS(spec, globalns, None, include_extras)
+    return dict(_TYPE_HINTS[key])
 
 
 def validate_with_type_hints_cached() -> None:
@@ -346,10 +343,10 @@ def validate_with_type_hints_cached() -> None:
     dlt validates every table schema it computes, for a column-wise item of every arrow item
     (it keeps no contract cache for arrow tables), and each validation calls Python's slow
     `get_type_hints` for the table's TypedDict and again for every column's (dlt marks it a
-    TODO). A TypedDict's hints do not change, and `validate_dict` passes its module's names
-    as `globalns`, as `_type_hints_of` does. 0.65 s less CPU in a 20,000-invoice Meteroid
-    sync (16.6 s against 17.2 s, four interleaved pairs), all of it on dlt's main thread,
-    which holds the interpreter lock that the extract workers' conversions wait for.
+    TODO). A TypedDict's hints do not change: they are resolved once, in the names
+    `validate_dict` passes the first time (its module's). 0.65 s less CPU in a 20,000-invoice
+    Meteroid sync (16.6 s against 17.2 s, four interleaved pairs), all of it on dlt's main
+    thread, which holds the interpreter lock that the extract workers' conversions wait for.
     """
     dlt.common.validation.get_type_hints = _type_hints_once  # type: ignore[assignment]
 

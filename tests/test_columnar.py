@@ -30,7 +30,7 @@ from sources.common.columnar import (
 )
 from sources.common.errors import SyncError
 from sources.common.tables import TableBatch, joined
-from sources.meteroid import TABLES, VENDOR
+from sources.meteroid import TABLES, VENDOR, page_records
 from sources.meteroid.columnar import PAGE_TEXT_FIELDS, TIMESTAMP_FIELDS, invoice_tables
 from sources.meteroid.emulator import API_KEY
 from sources.meteroid.helpers import invoice_record
@@ -43,12 +43,11 @@ def by_records(pages: list[list[Any]]) -> TableBatch:
 
 
 def body_records(body: bytes) -> pa.StructArray | list[Any]:
-    """What the source hands `pages_batch` for a page's body: arrow's reading, or, where
-    arrow can't read it, the decoded records."""
-    try:
-        return json_page_records(body, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",))
-    except NotColumnar:
-        return json.loads(body)["data"]
+    """What the source hands `pages_batch` for a page's body (`page_records`): arrow's
+    reading, or, where arrow can't read it, the decoded records."""
+    response = requests.Response()
+    response.status_code, response._content = 200, body
+    return page_records(response)
 
 
 def page_body(rows: list[Any]) -> bytes:

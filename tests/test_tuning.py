@@ -140,7 +140,7 @@ def test_dlt_looks_up_each_typeddicts_hints_once_and_still_validates(monkeypatch
         "_DLT_GET_TYPE_HINTS",
         lambda spec, *args, **kwargs: looked_up.append(spec) or lookup(spec, *args, **kwargs),
     )
-    tuning._type_hints_of.cache_clear()
+    monkeypatch.setattr(tuning, "_TYPE_HINTS", {})
     tuning.validate_with_type_hints_cached()
     table = {
         "name": "invoices",
@@ -155,7 +155,6 @@ def test_dlt_looks_up_each_typeddicts_hints_once_and_still_validates(monkeypatch
     table["columns"]["amount_due"]["data_type"] = "money"
     with pytest.raises(DictValidationException, match="data_type"):
         validate_dict_ignoring_xkeys(TTableSchema, table, "invoices")
-    tuning._type_hints_of.cache_clear()
 
 
 @dlt.resource(name="rows", primary_key="id", write_disposition="merge")

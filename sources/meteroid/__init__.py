@@ -131,6 +131,21 @@ def checked_page(response: Response) -> dict[str, Any]:
     return body
 
 
+def page_rows(response: Response) -> list[Any]:
+    """A page's invoices, decoded and checked."""
+    return checked_page(response)["data"]
+
+
+def page_records(response: Response) -> pa.StructArray | list[Any]:
+    """A page's invoices read by arrow from its body; decoded and checked if it can't."""
+    try:
+        return json_page_records(
+            response.content, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",)
+        )
+    except NotColumnar:
+        return page_rows(response)
+
+
 def _orjson_body(response: Response) -> Any:
     """The body decoded with orjson, several times faster than requests' decoder.
 
@@ -180,18 +195,6 @@ def meteroid_source(
         response = client.get(settings.INVOICES_PATH, params={**params, "page": page})
         response.raise_for_status()
         return response
-
-    def page_rows(response: Response) -> list[Any]:
-        return checked_page(response)["data"]
-
-    def page_records(response: Response) -> pa.StructArray | list[Any]:
-        """A page's invoices read by arrow from its body; decoded and checked if it can't."""
-        try:
-            return json_page_records(
-                response.content, "data", PAGE_TEXT_FIELDS, objects=("pagination_meta",)
-            )
-        except NotColumnar:
-            return page_rows(response)
 
     def batch(pages: Iterable[tuple[pa.StructArray | list[Any], Response]]) -> TableBatch:
         return pages_batch(
