@@ -42,8 +42,11 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   200,000-invoice load from 293 MB to 253-258 MB, and slowed it from 11-12 s to 16-18 s (of
   a 65-85 s sync; the 20,000-invoice load, 0.1 s). 48 MB lowered full syncs of 20,000 and
   200,000 invoices by another 12-20 MB, but Meteroid's full sync of 1,000,000 then ran out
-  of memory in its load (`benchmarks/README.md`, "2026-12-01, late morning"). The sync's own
-  queries (change counts, views) run under the same settings (`warehouse_connection`).
+  of memory in its load (`benchmarks/README.md`, "2026-12-01, late morning"). Since the
+  staged rows stay in the instance until the load's one checkpoint (`checkpointed_once`),
+  its merges run out of memory under 64 MB too, and run again under 122 MiB
+  (`load_with_memory_headroom`; "2026-12-02, early morning"). The sync's own queries
+  (change counts, views) run under the same settings (`warehouse_connection`).
 - A merge that deletes rows scattered over a big warehouse also holds DuckDB memory it cannot
   spill (about 10 bytes for every row of each 2,048-row vector it touches, until the
   transaction ends). At 1,000,000 invoices, replacing 1% of them picked at random across the
