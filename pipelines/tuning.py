@@ -53,7 +53,9 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   history ran out of memory under 128 MB. A load that runs out of memory stops at once and
   is run again in a new DuckDB instance with twice the cap, up to half the machine's memory
   (`load_with_memory_headroom`), with a warning: in the same instance, the rows a rolled-back
-  merge had begun to delete cannot be deleted again (`LoadJobOutOfMemory`).
+  merge had begun to delete cannot be deleted again (`LoadJobOutOfMemory`). The cap that
+  passed is kept in the pipeline's local state, and later loads start under it: at 1,000,000
+  invoices every hourly load would otherwise fail a merge before passing.
 - dlt closes DuckDB, which then checkpoints, whenever no load job holds a connection: once
   after the staging copies, writing the staged rows into the file for the merge to read back,
   where they stayed until the next sync. A connection held through the load
@@ -398,33 +400,71 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
     Each attempt is a new `pipeline.load` in a block of its own (`checkpointed_once`), which
     opens the database anew (dlt closed it when the failed load ended), so the job that ran
     out of memory runs in a fresh DuckDB instance (`LoadJobOutOfMemory` says why it must).
-    Jobs that completed stay completed. The raised cap holds for this load only; the next
-    sync starts from the configured one. Gives up at half the machine's memory, raising
+    Jobs that completed stay completed. Gives up at half the machine's memory, raising
     dlt's error.
+
+    A raised cap that let the load pass is remembered in the pipeline's local state, and the
+    next load starts there, as long as the configured cap is still the one it was raised
+    from: a warehouse that outgrew the cap once will outgrow it every hour, and each time a
+    merge would fail part-way before passing.
     """
     # resolved once, from the user's settings and ours
     credentials: DuckDbCredentials = pipeline.destination_client().config.credentials
-    raised_cap = False
+    configured = dict(credentials.global_config or {}).get("memory_limit")
+    needed = cap_needed_before(pipeline, configured)
+    if needed is not None:
+        set_memory_limit(credentials, needed)
+        logger.info(
+            f"Loading {pipeline.pipeline_name} under {needed / 2**20:.0f} MiB, which its last "
+            f"load needed (configured: {configured})."
+        )
     while True:
         try:
             with checkpointed_once(credentials.database):
-                return pipeline.load(credentials=credentials if raised_cap else None)
+                info = pipeline.load(credentials=credentials if needed is not None else None)
         except PipelineStepFailed as failure:
             if not out_of_memory(failure):
                 raise
-            raised_cap = True
-            settings = dict(credentials.global_config or {})
-            cap = memory_bytes(settings.get("memory_limit"))
+            cap = memory_bytes(dict(credentials.global_config or {}).get("memory_limit"))
             if cap >= memory_ceiling():
                 raise
-            raised = min(2 * cap, memory_ceiling())
-            settings["memory_limit"] = f"{raised // 2**20}MiB"
-            credentials.global_config = settings
+            needed = min(2 * cap, memory_ceiling())
+            set_memory_limit(credentials, needed)
             logger.warning(
                 f"DuckDB ran out of memory under {cap / 2**20:.0f} MiB loading "
-                f"{pipeline.pipeline_name}; loading again under {raised / 2**20:.0f} MiB. To "
-                f"start there, set memory_limit in {DUCKDB_SETTINGS_KEY}."
+                f"{pipeline.pipeline_name}; loading again under {needed / 2**20:.0f} MiB. Later "
+                f"loads start there; to start elsewhere, set memory_limit in "
+                f"{DUCKDB_SETTINGS_KEY}."
             )
+            continue
+        if needed is not None:
+            remember_cap_needed(pipeline, configured, needed)
+        return info
+
+
+CAP_NEEDED_KEY = "duckdb_memory_limit_needed"  # in the pipeline's local state
+
+
+def cap_needed_before(pipeline: dlt.Pipeline, configured: str | None) -> int | None:
+    """The cap (bytes) an earlier load needed beyond `configured`, if it was raised from it."""
+    try:
+        remembered = pipeline.get_local_state_val(CAP_NEEDED_KEY)
+    except KeyError:
+        return None
+    if remembered.get("configured") != configured:
+        return None
+    return int(remembered["bytes"])
+
+
+def remember_cap_needed(pipeline: dlt.Pipeline, configured: str | None, needed: int) -> None:
+    pipeline.set_local_state_val(CAP_NEEDED_KEY, {"configured": configured, "bytes": needed})
+
+
+def set_memory_limit(credentials: DuckDbCredentials, limit: int) -> None:
+    credentials.global_config = {
+        **(credentials.global_config or {}),
+        "memory_limit": f"{limit // 2**20}MiB",
+    }
 
 
 @contextlib.contextmanager

@@ -204,6 +204,23 @@ def test_a_merge_out_of_memory_part_way_through_its_deletes_loads_again_in_a_new
     assert "DuckDB ran out of memory under 8 MiB loading invoice_sync_merge_probe" in warning
     assert "loading again under 15 MiB" in warning
 
+    # the next load starts under the cap that passed, and runs once
+    needed = pipeline.get_local_state_val(tuning.CAP_NEEDED_KEY)
+    assert needed["configured"] == "8MB" and needed["bytes"] >= 15 * 2**20
+    attempts.clear()
+    every_89th = _numbered_rows(range(0, 1_000_000, 89), "third")
+    pipeline.extract(every_89th, loader_file_format="parquet")
+    pipeline.normalize()
+    tuning.load_with_memory_headroom(pipeline)
+    assert len(attempts) == 1
+    with pipeline.sql_client() as client:
+        [(third,)] = client.execute_sql("SELECT count(*) FROM rows WHERE version = 'third'")
+    assert third == 11_236
+
+    # a cap configured anew is not overridden by one raised from another
+    assert tuning.cap_needed_before(pipeline, "8MB") == needed["bytes"]
+    assert tuning.cap_needed_before(pipeline, "16MB") is None
+
 
 def test_out_of_memory_is_explained_and_the_next_sync_completes(make_sandbox, monkeypatch) -> None:
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1MB"}')
