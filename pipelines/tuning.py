@@ -403,18 +403,22 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
     Jobs that completed stay completed. Gives up at half the machine's memory, raising
     dlt's error.
 
-    The first attempt runs under `pool_cap_for` the rows the load holds, or under a cap an
-    earlier load needed: a raised cap that let a load pass is remembered in the pipeline's
-    local state while the configured cap is still the one it was raised from, since a
-    warehouse that outgrew the cap once will outgrow it every hour, and each time a merge
-    would fail part-way before passing.
+    A raised cap that let the load pass is remembered in the pipeline's local state, and the
+    next load starts there, as long as the configured cap is still the one it was raised
+    from: a warehouse that outgrew the cap once will outgrow it every hour, and each time a
+    merge would fail part-way before passing.
     """
     # dlt keeps credentials passed to a load for the pipeline's later loads, so each load
     # passes its own settings, read afresh from the user's configuration and ours
     credentials: DuckDbCredentials = pipeline.destination_client().config.credentials
     settings = duckdb_settings()
     configured = settings.get("memory_limit")
-    cap = first_cap(pipeline, configured, credentials.database)
+    cap = cap_needed_before(pipeline, configured)
+    if cap is not None:
+        logger.info(
+            f"Loading {pipeline.pipeline_name} under {cap / 2**20:.0f} MiB, which an earlier "
+            f"load needed (configured: {configured})."
+        )
     while True:
         credentials.global_config = (
             settings if cap is None else {**settings, "memory_limit": f"{cap // 2**20}MiB"}
@@ -428,7 +432,7 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
             tried = memory_bytes(credentials.global_config.get("memory_limit"))
             if tried >= memory_ceiling():
                 raise
-            cap = min(2 * max(tried, memory_bytes(configured)), memory_ceiling())
+            cap = min(2 * tried, memory_ceiling())
             logger.warning(
                 f"DuckDB ran out of memory under {tried / 2**20:.0f} MiB loading "
                 f"{pipeline.pipeline_name}; loading again under {cap / 2**20:.0f} MiB. Later "
@@ -436,60 +440,9 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
                 f"{DUCKDB_SETTINGS_KEY}."
             )
             continue
-        if cap is not None and cap > memory_bytes(configured):
+        if cap is not None:
             remember_cap_needed(pipeline, configured, cap)
         return info
-
-
-def first_cap(pipeline: dlt.Pipeline, configured: str | None, database: str) -> int | None:
-    """The cap (bytes) a load starts under: one an earlier load needed, or, under our
-    default, `pool_cap_for` the rows it holds; None for the configured one."""
-    needed = cap_needed_before(pipeline, configured)
-    if needed is not None:
-        logger.info(
-            f"Loading {pipeline.pipeline_name} under {needed / 2**20:.0f} MiB, which an earlier "
-            f"load needed (configured: {configured})."
-        )
-        return needed
-    if configured == DEFAULT_MEMORY_LIMIT:
-        return pool_cap_for(rows_held(pipeline, database))
-    return None
-
-
-DEFAULT_MEMORY_LIMIT = duckdb_memory_limit()
-ROWS_WITHIN_DEFAULT_CAP = 500_000
-OUTSIDE_POOL_PER_ROW = 4  # bytes DuckDB 2.0 keeps outside its pool for each row it holds
-
-
-def pool_cap_for(rows: int) -> int:
-    """DuckDB's cap (bytes) for a load holding `rows`, so that what it takes in all stays flat.
-
-    DuckDB's cap bounds its buffer pool; outside it, DuckDB keeps about 4 bytes for every
-    row it holds (staged, or in the tables the merge writes to), spilled or not, until the
-    instance closes ("2026-12-02, morning" in `benchmarks/README.md`). The default cap
-    covers 500,000 rows; beyond, the pool gives way by as much, down to three quarters of
-    the cap: a full sync of 200,000 invoices (3.7 million rows) loads under 51 MB.
-    """
-    default = memory_bytes(DEFAULT_MEMORY_LIMIT)
-    beyond = max(0, rows - ROWS_WITHIN_DEFAULT_CAP)
-    return max(default * 3 // 4, default - beyond * OUTSIDE_POOL_PER_ROW)
-
-
-def rows_held(pipeline: dlt.Pipeline, database: str) -> int:
-    """Rows a load will hold: those staged in its parquet files and those of the tables
-    the merge writes to (DuckDB's estimate; 0 before the first load), dlt's own aside."""
-    staged = 0
-    for load_id in pipeline.list_normalized_load_packages():
-        for job in pipeline.get_load_package_info(load_id).jobs["new_jobs"]:
-            if job.file_path.endswith(".parquet"):
-                staged += pyarrow.parquet.read_metadata(job.file_path).num_rows
-    with warehouse_connection(database) as con:
-        [(stored,)] = con.execute(
-            "SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() "
-            "WHERE schema_name = ? AND NOT starts_with(table_name, '_dlt')",
-            [pipeline.dataset_name],
-        ).fetchall()
-    return staged + int(stored)
 
 
 CAP_NEEDED_KEY = "duckdb_memory_limit_needed"  # in the pipeline's local state

@@ -222,38 +222,6 @@ def test_a_merge_out_of_memory_part_way_through_its_deletes_loads_again_in_a_new
     assert tuning.cap_needed_before(pipeline, "16MB") is None
 
 
-def test_the_pool_gives_way_to_what_duckdb_keeps_outside_it_for_the_rows_a_load_holds() -> None:
-    default = tuning.memory_bytes(tuning.DEFAULT_MEMORY_LIMIT)
-    assert tuning.pool_cap_for(0) == tuning.pool_cap_for(500_000) == default
-    assert tuning.pool_cap_for(3_700_000) == default - 3_200_000 * 4
-    assert tuning.pool_cap_for(3_700_000) / 2**20 == pytest.approx(48.8, abs=0.1)
-    assert tuning.pool_cap_for(20_000_000) == default * 3 // 4
-
-
-def test_a_load_runs_under_the_cap_for_the_rows_staged_and_stored(tmp_path, monkeypatch) -> None:
-    db = tmp_path / "w.duckdb"
-    pipeline = pipelines.sync.pipeline_for("cap_probe", db)
-    pipeline.extract(_numbered_rows(range(1_500_000), "first"), loader_file_format="parquet")
-    pipeline.normalize()
-    assert tuning.rows_held(pipeline, str(db)) == 1_500_000
-    caps: list[str | None] = []
-    load = dlt.Pipeline.load
-
-    def spied(self: dlt.Pipeline, *args: Any, credentials: Any = None, **kwargs: Any) -> Any:
-        caps.append(credentials.global_config["memory_limit"] if credentials else None)
-        return load(self, *args, credentials=credentials, **kwargs)
-
-    monkeypatch.setattr(dlt.Pipeline, "load", spied)
-    tuning.load_with_memory_headroom(pipeline)
-    assert caps == [f"{tuning.pool_cap_for(1_500_000) // 2**20}MiB"]
-
-    pipeline.extract(_numbered_rows(range(0, 1_500_000, 100), "second"))
-    pipeline.normalize()
-    assert tuning.rows_held(pipeline, str(db)) == 1_500_000 + 15_000
-    with pytest.raises(KeyError):  # a cap below the configured one is not remembered
-        pipeline.get_local_state_val(tuning.CAP_NEEDED_KEY)
-
-
 def test_out_of_memory_is_explained_and_the_next_sync_completes(make_sandbox, monkeypatch) -> None:
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1MB"}')
     monkeypatch.setattr(tuning, "memory_ceiling", lambda: 2 * 2**20)  # give up after 2 MiB
