@@ -413,7 +413,7 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
     credentials: DuckDbCredentials = pipeline.destination_client().config.credentials
     settings = duckdb_settings()
     configured = settings.get("memory_limit")
-    cap = cap_needed_before(pipeline, configured)
+    remembered = cap = cap_needed_before(pipeline, configured)
     if cap is not None:
         logger.info(
             f"Loading {pipeline.pipeline_name} under {cap / 2**20:.0f} MiB, which an earlier "
@@ -440,7 +440,7 @@ def load_with_memory_headroom(pipeline: dlt.Pipeline) -> LoadInfo:
                 f"{DUCKDB_SETTINGS_KEY}."
             )
             continue
-        if cap is not None:
+        if cap is not None and cap != remembered:  # raised in this load: write the state once
             remember_cap_needed(pipeline, configured, cap)
         return info
 
