@@ -1,17 +1,53 @@
-"""`invoice-sync`: demo, sync, summary, sandbox (see the README for the contract)."""
+"""`invoice-sync`: demo, sync, summary, sandbox (see the README for the contract).
+
+Exit statuses: 0 success; 1 a source failed (or the last sync of one did, for `summary`);
+2 usage or configuration; 75 another sync of the warehouse is running; 130 and 143 SIGINT
+(Ctrl-C) and SIGTERM. Every expected failure is one line on standard error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from urllib.parse import urlparse
+
+import dlt
+import duckdb
+from dlt.common.runtime import signals
 
 from pipelines import summary
+from pipelines.progress import Progress
 from pipelines.registry import VENDORS
-from pipelines.sync import DEFAULT_DB, configured_vendors, sync
+from pipelines.sync import (
+    DEFAULT_DB,
+    Interrupted,
+    configured_value,
+    configured_vendors,
+    disk_full,
+    interruption,
+    sync,
+)
 from pipelines.views import ViewBuildError
+from pipelines.warehouse import (
+    DEFAULT_LOCK_WAIT,
+    SyncBusy,
+    WarehouseError,
+    first_line,
+    is_demo_warehouse,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class UsageError(RuntimeError):
+    """A command that cannot run as given; the message is one line for the user."""
 
 
 def _as_of(text: str) -> date:
@@ -21,11 +57,19 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
+def _package_version() -> str:
+    try:
+        return version("invoice-sync")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invoice-sync",
         description="Keep a DuckDB warehouse in step with your billing APIs' invoices.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
@@ -40,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--db", default=DEFAULT_DB, type=Path)
     run.add_argument(
         "--full-refresh", action="store_true", help="re-read everything and replace what is stored"
+    )
+    run.add_argument("--quiet", action="store_true", help="print errors only (for cron)")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for another sync of the same database to end "
+        f"(default {DEFAULT_LOCK_WAIT:.0f}, or invoice_sync.lock_wait in .dlt/config.toml)",
     )
 
     show = commands.add_parser("summary", help="outstanding, overdue and paid, and aging")
@@ -57,36 +110,64 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"invoice-sync: {message}", file=sys.stderr)
-    return 1
+def _say(message: str) -> None:
+    print(f"invoice-sync: {message}", file=sys.stderr, flush=True)
+
+
+def _lock_wait(given: float | None) -> float:
+    if given is not None:
+        return given
+    configured = dlt.config.get("invoice_sync.lock_wait")
+    try:
+        return DEFAULT_LOCK_WAIT if configured is None else float(configured)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"invoice_sync.lock_wait is not a number of seconds: {configured!r}"
+        ) from None
+
+
+def _refuse_real_accounts_in_demo(db: Path, vendors: list) -> None:
+    """The demo's database holds sandbox invoices: real ones must not be mixed in."""
+    if not is_demo_warehouse(db):
+        return
+    real = [
+        vendor.name
+        for vendor in vendors
+        if urlparse(str(configured_value(vendor.name, "base_url") or "")).hostname
+        not in LOOPBACK_HOSTS
+    ]
+    if real:
+        raise UsageError(
+            f"{db} is the demo's database (sandbox invoices); refusing to load "
+            f"{', '.join(real)} into it: pass --db with another file for real accounts"
+        )
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     unknown = [name for name in args.sources if name not in VENDORS]
     if unknown:
-        return _fail(f"unknown source {', '.join(unknown)}; choose from {', '.join(VENDORS)}")
+        raise UsageError(f"unknown source {', '.join(unknown)}; choose from {', '.join(VENDORS)}")
     vendors = [VENDORS[name] for name in args.sources] or configured_vendors()
     if not vendors:
-        return _fail(
+        raise UsageError(
             "no source is configured: set SOURCES__<NAME>__BASE_URL and its "
             "credentials (see README), or try `invoice-sync demo`"
         )
-    results = sync(vendors, args.db, full_refresh=args.full_refresh)
-    for result in results:
-        if result.ok:
-            print(result.describe())
-        else:
-            print(result.describe(), file=sys.stderr)
-    return 0 if all(r.ok for r in results) else 1
+    _refuse_real_accounts_in_demo(args.db, vendors)
+    results = sync(
+        vendors,
+        args.db,
+        full_refresh=args.full_refresh,
+        progress=Progress(quiet=args.quiet),
+        lock_wait=_lock_wait(args.wait),
+    )
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    try:
-        print(summary.render(args.db, args.as_of, args.format))
-    except summary.SummaryError as err:
-        return _fail(str(err))
-    return 0
+    data = summary.fetch(args.db, args.as_of)
+    print(summary.render_data(data, args.db, args.as_of, args.format))
+    return EXIT_FAILED if summary.failed_runs(data.runs) else EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -96,13 +177,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         server = serve(build_emulators(), port=port)
     except OSError as err:
-        return _fail(
+        raise UsageError(
             f"cannot listen on 127.0.0.1:{port} ({err.strerror}); try --port 0 for any free port"
-        )
+        ) from None
     for key, value in server.settings().items():
         print(f"{key}={value}")
     sys.stdout.flush()
-    print(f"Sandbox serving {', '.join(VENDORS)} at {server.url}; Ctrl-C to stop.", file=sys.stderr)
+    print(
+        f"Sandbox serving {', '.join(VENDORS)} at {server.url}; Ctrl-C to stop. "
+        "To sync from it in another shell, export the lines above (e.g. `export "
+        "SOURCES__METEROID__BASE_URL=...`) and run `invoice-sync sync`.",
+        file=sys.stderr,
+    )
     try:
         while True:
             time.sleep(3600)
@@ -110,27 +196,62 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         pass
     finally:
         server.stop()
-    return 0
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import DemoError, run_demo
 
     try:
-        return 0 if run_demo(args.db) else 1
+        return EXIT_OK if run_demo(args.db) else EXIT_FAILED
     except DemoError as err:
-        return _fail(str(err))
+        raise UsageError(str(err)) from None
+
+
+HANDLERS = {"demo": cmd_demo, "sync": cmd_sync, "summary": cmd_summary, "sandbox": cmd_sandbox}
+SYNCING = {"demo", "sync"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"demo": cmd_demo, "sync": cmd_sync, "summary": cmd_summary, "sandbox": cmd_sandbox}
     try:
-        return handler[args.command](args)
+        if args.command not in SYNCING:
+            return HANDLERS[args.command](args)
+        # SIGINT and SIGTERM stop a sync at its next safe point: dlt's extraction, normaliser
+        # and loader look for them, and so do our HTTP retries and the wait for the lock (a
+        # second signal stops at once)
+        with signals.intercepted_signals():
+            return HANDLERS[args.command](args)
+    except (Interrupted, KeyboardInterrupt) as signalled:
+        stop = interruption(signalled) or Interrupted(signal.SIGINT)
+        _say(f"interrupted by {stop.name}; the next sync completes what this one started")
+        return stop.exit_status
+    except SyncBusy as err:
+        _say(str(err))
+        return EXIT_BUSY
+    except (UsageError, WarehouseError) as err:
+        _say(str(err))
+        return EXIT_USAGE
+    except summary.SummaryError as err:
+        _say(str(err))
+        return EXIT_FAILED
     except ViewBuildError as err:
-        return _fail(f"{err}; the previous views were kept")
-    except KeyboardInterrupt:
-        return _fail("interrupted")
+        _say(f"{err}; the previous views were kept")
+        return EXIT_FAILED
+    except (OSError, duckdb.Error) as err:
+        if disk := disk_full(err):
+            _say(f"the disk is full ({disk}); free some space and run the command again")
+        else:
+            _say(f"{err.__class__.__name__}: {first_line(err)}")
+        return EXIT_FAILED
+    except Exception as err:  # a bug: one line, unless asked for the traceback
+        if os.environ.get("INVOICE_SYNC_DEBUG"):
+            raise
+        _say(
+            f"unexpected error: {err.__class__.__name__}: {first_line(err)} (please report this "
+            "with the command you ran; INVOICE_SYNC_DEBUG=1 shows the traceback)"
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ from pathlib import Path
 import duckdb
 
 from pipelines import summary
+from pipelines.progress import Progress
 from pipelines.registry import VENDORS
 from pipelines.sandbox import build_emulators, environment, serve
-from pipelines.sync import SourceResult, sync
+from pipelines.sync import sync
+from pipelines.warehouse import DEMO_MARKER, Warehouse, check_writable_location, is_demo_warehouse
 from sources.common.sandbox.server import Emulator
 from sources.common.sandbox.truth import ar_summary
-
-MARKER_SCHEMA = "invoice_sync_demo"
 
 
 class DemoError(RuntimeError):
@@ -24,26 +24,20 @@ class DemoError(RuntimeError):
 
 
 def prepare_database(db_path: Path) -> None:
-    """Start from an empty file; refuse to touch a database the demo did not make."""
-    if db_path.exists():
-        con = duckdb.connect(str(db_path), read_only=True)
-        try:
-            made_by_demo = con.execute(
-                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
-                [MARKER_SCHEMA],
-            ).fetchone()[0]
-        finally:
-            con.close()
-        if not made_by_demo:
-            raise DemoError(
-                f"{db_path} exists and was not made by the demo; "
-                "pass --db with another file name (for example --db demo.duckdb)"
-            )
-        db_path.unlink()
-    shutil.rmtree(db_path.parent / f".{db_path.name}.dlt", ignore_errors=True)
-    con = duckdb.connect(str(db_path))
-    con.execute(f"CREATE SCHEMA {MARKER_SCHEMA}")
-    con.close()
+    """Start from an empty warehouse marked as the demo's; refuse to touch one it did not make."""
+    warehouse = Warehouse.at(db_path)
+    made_by_demo = is_demo_warehouse(warehouse.published) or is_demo_warehouse(warehouse.working)
+    if (warehouse.published.exists() or warehouse.working.exists()) and not made_by_demo:
+        raise DemoError(
+            f"{db_path} exists and was not made by the demo; "
+            "pass --db with another file name (for example --db demo.duckdb)"
+        )
+    check_writable_location(warehouse)
+    warehouse.published.unlink(missing_ok=True)
+    shutil.rmtree(warehouse.folder, ignore_errors=True)
+    warehouse.folder.mkdir()
+    with duckdb.connect(str(warehouse.working)) as con:
+        con.execute(f"CREATE SCHEMA {DEMO_MARKER}")
 
 
 def check_against_truth(db_path: Path, emulators: dict[str, Emulator]) -> str:
@@ -68,21 +62,16 @@ def check_against_truth(db_path: Path, emulators: dict[str, Emulator]) -> str:
     return f"Check FAILED: billing.ar_summary differs from ground truth for {differing}"
 
 
-def _report(results: list[SourceResult], say: Callable[[str], None]) -> bool:
-    for result in results:
-        say("  " + result.describe())
-    return all(r.ok for r in results)
-
-
 def run_demo(db_path: Path, say: Callable[[str], None] = print) -> bool:
     prepare_database(db_path)
+    progress = Progress(prefix="  ")
     emulators = build_emulators()
     server = serve(emulators)
     try:
         with environment(server.settings()):
             say(f"Sandbox serving {', '.join(VENDORS)} at {server.url}")
             say("First sync (everything):")
-            ok = _report(sync(VENDORS.values(), db_path), say)
+            ok = all(r.ok for r in sync(VENDORS.values(), db_path, progress=progress))
 
             say(
                 "Changes in the sandbox: new invoices, payments, voids, finalised drafts; "
@@ -94,7 +83,7 @@ def run_demo(db_path: Path, say: Callable[[str], None] = print) -> bool:
                 emulator.after_requests(1, lambda ledger: ledger.create_invoices(5))
 
             say("Second sync (incremental):")
-            ok = _report(sync(VENDORS.values(), db_path), say) and ok
+            ok = all(r.ok for r in sync(VENDORS.values(), db_path, progress=progress)) and ok
     finally:
         server.stop()
     say("")

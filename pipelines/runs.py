@@ -13,8 +13,10 @@ A sync that fails counts nothing; the next one that succeeds counts what both lo
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS billing.sync_runs (
     source VARCHAR NOT NULL,
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ NOT NULL,
-    status VARCHAR NOT NULL,  -- succeeded | failed
+    status VARCHAR NOT NULL,  -- succeeded | failed | interrupted
     full_refresh BOOLEAN NOT NULL,
     requests BIGINT,
     invoices_new BIGINT,
@@ -143,10 +145,13 @@ def record_run(
     finished_at: datetime,
     *,
     full_refresh: bool,
-    requests: int,
+    requests: int | None,
     counts: InvoiceCounts | None,
     error: str | None,
+    status: str | None = None,
 ) -> None:
+    """One row in billing.sync_runs; `status` is `succeeded`, or `failed` when there is an
+    `error`, unless given (`interrupted`)."""
     con = warehouse_connection(db_path)
     try:
         con.execute(RUNS_DDL)
@@ -157,7 +162,7 @@ def record_run(
                 source,
                 started_at,
                 finished_at,
-                "failed" if error else "succeeded",
+                status or ("failed" if error else "succeeded"),
                 full_refresh,
                 requests,
                 counts.new if counts else None,
@@ -171,8 +176,83 @@ def record_run(
         con.close()
 
 
+UNFINISHED = (
+    "the sync stopped before it finished (killed, crashed or out of disk) and could not "
+    "record this run; the next sync completed what it had loaded"
+)
+
+
+class RunJournal:
+    """Runs under way, in a file beside the working warehouse until each is recorded in
+    `billing.sync_runs`, so that a run which could not record itself (a process killed, the
+    machine gone down, a full disk) is recorded, as failed, by the next sync."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _entries(self) -> dict[str, dict]:
+        try:
+            entries = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError:  # written part-way when the process died: its runs are unknown
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def _save(self, entries: dict[str, dict]) -> None:
+        if not entries:
+            self.path.unlink(missing_ok=True)
+            return
+        staged = self.path.with_name(self.path.name + ".new")
+        staged.write_text(json.dumps(entries))
+        os.replace(staged, self.path)
+
+    def begin(self, source: str, started_at: datetime, full_refresh: bool) -> None:
+        entries = self._entries()
+        entries[source] = {
+            "started_at": started_at.isoformat(),
+            "full_refresh": full_refresh,
+            "pid": os.getpid(),
+        }
+        self._save(entries)
+
+    def note(self, source: str, error: str) -> None:
+        """What failed, for the next sync to record if this one cannot."""
+        entries = self._entries()
+        if source in entries:
+            entries[source]["error"] = error
+            self._save(entries)
+
+    def done(self, source: str) -> None:
+        entries = self._entries()
+        if entries.pop(source, None) is not None:
+            self._save(entries)
+
+    def record_leftovers(self, db_path: str | Path) -> list[str]:
+        """Record the runs an earlier sync left unrecorded; returns their sources."""
+        entries = self._entries()
+        if not entries:
+            return []
+        last_seen = datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+        for source, entry in entries.items():
+            started = datetime.fromisoformat(entry["started_at"])
+            record_run(
+                db_path,
+                source,
+                started,
+                max(started, last_seen),
+                full_refresh=bool(entry.get("full_refresh")),
+                requests=None,
+                counts=None,
+                error=entry.get("error") or f"{source}: {UNFINISHED} (pid {entry.get('pid')})",
+            )
+        self._save({})
+        return sorted(entries)
+
+
 def last_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """Per source: last success, last run's status, its requests and counts, its error."""
+    """Per source, failed ones first: last success, last run's status, its requests and
+    counts, its error and when it finished."""
     try:
         return con.execute(
             """
@@ -183,10 +263,11 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
                 arg_max(requests, finished_at) AS requests,
                 arg_max(invoices_new, finished_at) AS new,
                 arg_max(invoices_changed, finished_at) AS changed,
-                arg_max(coalesce(error, ''), finished_at) AS error
+                arg_max(coalesce(error, ''), finished_at) AS error,
+                max(finished_at) AS last_run
             FROM billing.sync_runs
             GROUP BY source
-            ORDER BY source
+            ORDER BY last_status = 'succeeded', source
             """
         ).fetchall()
     except duckdb.CatalogException:

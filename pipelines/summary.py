@@ -8,10 +8,12 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
 from pipelines.runs import last_runs
+from pipelines.warehouse import WarehouseError, connect_read_only, first_line
 from sources.common.money import MoneyError, currency_exponent
 
 SUMMARY_COLUMNS = (
@@ -34,19 +36,28 @@ class SummaryError(RuntimeError):
 
 
 CHECK_COLUMNS = ("check", "source", "invoice_id", "detail")
-RUN_COLUMNS = ("source", "last_success", "last_status", "requests", "new", "changed", "error")
+RUN_COLUMNS = ("source", "last_success", "last_status", "requests", "new", "changed")
+RUN_JSON_COLUMNS = (*RUN_COLUMNS, "error", "last_run")
 CHECKS_SHOWN = 20
 
 
-def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], ...]:
-    """(summary, aging, data check, last run) rows, as of `as_of` (today when None)."""
-    if not Path(db_path).exists():
-        raise SummaryError(
-            f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`"
-        )
-    con = duckdb.connect(str(db_path), read_only=True)
+class SummaryData(NamedTuple):
+    summary: list[tuple]
+    aging: list[tuple]
+    checks: list[tuple]
+    runs: list[tuple]
+
+
+def fetch(db_path: str | Path, as_of: date | None) -> SummaryData:
+    """(summary, aging, data check, last run) rows, as of `as_of` (today when None), read
+    from the published warehouse, opened read-only."""
+    try:
+        con = connect_read_only(db_path)
+    except WarehouseError as err:
+        raise SummaryError(str(err)) from None
     try:
         day = (as_of or date.today()).isoformat()
+        runs = last_runs(con)
         summary = con.execute(
             f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM billing.ar_summary_at(CAST(? AS DATE)) "
             "ORDER BY source, currency",
@@ -59,14 +70,22 @@ def fetch(db_path: str | Path, as_of: date | None) -> tuple[list[tuple], ...]:
             "SELECT \"check\", source, coalesce(invoice_id, ''), detail FROM billing.data_checks "
             "ORDER BY ALL"
         ).fetchall()
-        runs = last_runs(con)
     except duckdb.CatalogException:
+        if runs:
+            return SummaryData([], [], [], runs)
         raise SummaryError(
             f"{db_path} has no billing views yet: run `invoice-sync sync` first"
         ) from None
+    except duckdb.Error as err:
+        raise SummaryError(f"cannot read {db_path}: {first_line(err)}") from None
     finally:
         con.close()
-    return summary, aging, checks, runs
+    return SummaryData(summary, aging, checks, runs)
+
+
+def failed_runs(runs: list[tuple]) -> list[tuple]:
+    """The sources whose last run did not succeed."""
+    return [run for run in runs if run[2] != "succeeded"]
 
 
 def _cell(value: object, currency: str) -> str:
@@ -123,14 +142,32 @@ def checks_text(checks: list[tuple]) -> str:
     return f"Data checks: {len(checks)} {noun}\n\n" + table(CHECK_COLUMNS, shown) + tail
 
 
+def failures_text(runs: list[tuple]) -> str:
+    """The sources whose last sync failed, each with its whole error line."""
+    failed = failed_runs(runs)
+    if not failed:
+        return ""
+    noun = "source" if len(failed) == 1 else "sources"
+    lines = [f"The last sync of {len(failed)} {noun} did not succeed:"]
+    lines += [
+        f"  {source} ({status} {_when(finished)}): {error}"
+        for source, _, status, _, _, _, error, finished in failed
+    ]
+    return "\n".join(lines)
+
+
 def runs_text(runs: list[tuple]) -> str:
     if not runs:
         return "Syncs: none recorded yet."
     shown = [
-        (source, _when(success), status, requests, new, changed, error[:60])
-        for source, success, status, requests, new, changed, error in runs
+        (source, _when(success), status, _count(requests), _count(new), _count(changed))
+        for source, success, status, requests, new, changed, _, _ in runs
     ]
     return "Syncs (last successful, and the last run)\n\n" + table(RUN_COLUMNS, shown)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def _iso(moment: object) -> str | None:
@@ -141,9 +178,7 @@ def _when(moment: object) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
 
 
-def as_json(
-    summary: list[tuple], aging: list[tuple], checks: list[tuple], runs: list[tuple], day: str
-) -> str:
+def as_json(data: SummaryData, day: str) -> str:
     """Exact amounts as decimal strings (JSON numbers would invite float parsing)."""
 
     def record(columns: tuple[str, ...], row: tuple) -> dict:
@@ -154,33 +189,47 @@ def as_json(
     return json.dumps(
         {
             "as_of": day,
-            "summary": [record(SUMMARY_COLUMNS, row) for row in summary],
-            "aging": [record(AGING_COLUMNS, row) for row in aging],
-            "data_checks": [record(CHECK_COLUMNS, row) for row in checks],
+            "summary": [record(SUMMARY_COLUMNS, row) for row in data.summary],
+            "aging": [record(AGING_COLUMNS, row) for row in data.aging],
+            "data_checks": [record(CHECK_COLUMNS, row) for row in data.checks],
             "sync_runs": [
-                {**record(RUN_COLUMNS, row), "last_success": _iso(row[1])} for row in runs
+                {
+                    **record(RUN_JSON_COLUMNS, row),
+                    "last_success": _iso(row[1]),
+                    "error": row[6] or None,
+                    "last_run": _iso(row[7]),
+                }
+                for row in data.runs
             ],
         },
         indent=2,
     )
 
 
-def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
-    summary, aging, checks, runs = fetch(db_path, as_of)
+def render_data(
+    data: SummaryData, db_path: str | Path, as_of: date | None = None, fmt: str = "table"
+) -> str:
     day = (as_of or date.today()).isoformat()
     if fmt == "csv":
-        return as_csv(summary, aging, day)
+        return as_csv(data.summary, data.aging, day)
     if fmt == "json":
-        return as_json(summary, aging, checks, runs, day)
-    if not summary:
-        return f"No invoices in {db_path} yet."
+        return as_json(data, day)
+    failures = failures_text(data.runs)
+    head = f"{failures}\n\n" if failures else ""
+    if not data.summary:
+        return f"{head}No invoices in {db_path} yet.\n\n{runs_text(data.runs)}"
     return (
-        f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n\n"
-        + table(SUMMARY_COLUMNS, summary)
+        head
+        + f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n\n"
+        + table(SUMMARY_COLUMNS, data.summary)
         + "\n\nAging of outstanding amounts\n\n"
-        + (table(AGING_COLUMNS, aging) if aging else "nothing outstanding")
+        + (table(AGING_COLUMNS, data.aging) if data.aging else "nothing outstanding")
         + "\n\n"
-        + checks_text(checks)
+        + checks_text(data.checks)
         + "\n\n"
-        + runs_text(runs)
+        + runs_text(data.runs)
     )
+
+
+def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
+    return render_data(fetch(db_path, as_of), db_path, as_of, fmt)

@@ -1,28 +1,39 @@
-"""Runs vendors' dlt sources into one DuckDB file, then rebuilds the views.
+"""Runs vendors' dlt sources into the working warehouse, rebuilds the views, publishes.
 
-One dlt pipeline per vendor, dataset named after the vendor. Its working folder sits beside
-the database (`.<db name>.dlt/`), so a load that failed part-way is finished by the next run
-and state always matches the warehouse it describes. Loading goes through parquet files:
-dlt's default insert statements are far slower on nested invoices.
+One dlt pipeline per vendor, dataset named after the vendor. Pipelines and the working
+warehouse share the sync's working folder beside the published database (`.<db name>.dlt/`,
+`pipelines/warehouse.py`), so a load that failed part-way is finished by the next run and
+state always matches the warehouse it describes. Loading goes through parquet files: dlt's
+default insert statements are far slower on nested invoices.
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import shutil
+import signal
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import requests
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.exceptions import SignalReceivedException
+from dlt.common.runtime import signals
+from dlt.common.runtime.collector import Collector, NullCollector
+from dlt.common.storages import LoadStorage, LoadStorageConfiguration, NormalizeStorage
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.progress import Progress
 from pipelines.registry import VENDORS
-from pipelines.runs import InvoiceCounts, count_changes, keep_digests, record_run
+from pipelines.runs import InvoiceCounts, RunJournal, count_changes, keep_digests, record_run
 from pipelines.tuning import (
     allocate_so_that_freed_memory_returns,
     load_with_memory_headroom,
@@ -33,11 +44,20 @@ from pipelines.tuning import (
     use_duckdb_merge_jobs,
     validate_with_type_hints_cached,
 )
-from pipelines.views import build_views
+from pipelines.views import ViewBuildError, build_views
+from pipelines.warehouse import (
+    DEFAULT_LOCK_WAIT,
+    Warehouse,
+    adopt_published,
+    check_writable_location,
+    first_line,
+    publish,
+    sync_lock,
+)
 from sources.common.collector import objects_alive_now_frozen
 from sources.common.columnar import batches_by_path
 from sources.common.errors import SyncError, error_chain
-from sources.common.http import counting_requests, http_failure
+from sources.common.http import counting_requests, http_failure, retries_reported_to
 from sources.common.vendor import Vendor
 
 DEFAULT_DB = "invoices.duckdb"
@@ -55,9 +75,19 @@ class SourceResult:
     batches: int = 0
     record_batches: int = 0
 
+    interrupted: bool = False
+    views_failed: bool = False
+
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        """As billing.sync_runs has it: succeeded, failed or interrupted."""
+        if self.interrupted:
+            return "interrupted"
+        return "succeeded" if self.ok else "failed"
 
     def describe(self) -> str:
         if self.error:
@@ -82,17 +112,27 @@ class SourceResult:
         )
 
 
-def pipeline_for(vendor: str, db_path: str | Path) -> dlt.Pipeline:
+def pipeline_name(vendor: str) -> str:
+    return f"invoice_sync_{vendor}"
+
+
+def pipeline_for(
+    vendor: str, db_path: str | Path, progress: Collector | None = None
+) -> dlt.Pipeline:
+    """The vendor's dlt pipeline into the working warehouse of the one published at `db_path`."""
     register_defaults()
     use_duckdb_merge_jobs()
     validate_with_type_hints_cached()
     allocate_so_that_freed_memory_returns()
-    db = Path(db_path).resolve()
+    warehouse = Warehouse.at(db_path)
     return dlt.pipeline(
-        pipeline_name=f"invoice_sync_{vendor}",
-        destination=dlt.destinations.duckdb(str(db), replace_strategy="insert-from-staging"),
+        pipeline_name=pipeline_name(vendor),
+        destination=dlt.destinations.duckdb(
+            str(warehouse.working), replace_strategy="insert-from-staging"
+        ),
         dataset_name=vendor,
-        pipelines_dir=str(db.parent / f".{db.name}.dlt"),
+        pipelines_dir=str(warehouse.folder),
+        progress=progress or NullCollector(),
     )
 
 
@@ -176,6 +216,8 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
             "give DuckDB more memory, e.g. DESTINATION__DUCKDB__CREDENTIALS__"
             'GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\'; the next sync completes this one',
         )
+    if disk := disk_full(error):
+        return SyncError(vendor.name, f"the disk is full ({disk})", DISK_FULL_HINT)
     if isinstance(cause, ConfigFieldMissingException):
         missing = ", ".join(f"SOURCES__{vendor.name.upper()}__{f.upper()}" for f in cause.fields)
         return SyncError(
@@ -185,25 +227,129 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
         )
     return SyncError(
         vendor.name,
-        f"unexpected error: {cause.__class__.__name__}: {str(cause).splitlines()[0][:300]}",
+        f"unexpected error: {cause.__class__.__name__}: {first_line(cause)[:300]}",
         "please report this with the command you ran",
     )
 
 
+DISK_FULL_HINT = "free some space and run the sync again; it completes this one"
+
+
+def disk_full(error: BaseException) -> str | None:
+    """What ran out of space, if `error` came of a full disk; else None."""
+    for cause in error_chain(error):
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return f"No space left on device: {cause.filename or 'writing the working files'}"
+        if isinstance(cause, duckdb.Error) and "No space left on device" in str(cause):
+            return first_line(cause)[:200]
+    return None
+
+
+def interruption(error: BaseException) -> Interrupted | None:
+    """The SIGINT or SIGTERM behind `error`, however dlt wrapped it."""
+    for cause in error_chain(error):
+        if isinstance(cause, Interrupted):
+            return cause
+        if isinstance(cause, SignalReceivedException):
+            return Interrupted(cause.signal_code)
+        if isinstance(cause, KeyboardInterrupt):
+            return Interrupted(signal.SIGINT)
+    return None
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM (what cron, systemd and Airflow send on a timeout) stopped
+    the run. A BaseException, like KeyboardInterrupt, so that nothing that handles errors
+    takes it for a source's failure."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return (
+            "Ctrl-C (SIGINT)" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+        )
+
+
+def set_aside_damaged_packages(working: Path, source: str, say: Callable[[str], None]) -> None:
+    """Move a pipeline's working folder aside if a pending load package in it is damaged.
+
+    However it came about (a disk that filled up, two syncs of an earlier version writing one
+    folder), a package without a readable schema can be neither loaded nor discarded by dlt,
+    and would fail every later sync of the source. Setting the whole working folder aside
+    makes dlt start the pipeline afresh from the state the warehouse holds, which describes
+    exactly the data that landed: what the damaged package held is read again.
+    """
+    pending = [
+        *(working / "normalize" / NormalizeStorage.EXTRACTED_FOLDER).glob("*"),
+        *(working / "load" / LoadStorage.NORMALIZED_FOLDER).glob("*"),
+    ]
+    damaged = [p for p in pending if p.is_dir() and not _readable_json(p / "schema.json")]
+    if not damaged:
+        return
+    aside = working.parent / "set-aside" / f"{working.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    aside.parent.mkdir(exist_ok=True)
+    shutil.move(working, aside)
+    say(
+        f"{source}: set aside a damaged load package ({damaged[0].relative_to(working)} has "
+        f"no readable schema.json) with its working folder, in {aside}; what it held is read "
+        "again"
+    )
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def forget_loaded_packages(pipeline: dlt.Pipeline) -> None:
+    """Delete the load packages dlt has loaded, through dlt's own storage class.
+
+    dlt keeps each one (its data files, schema and state) for good, so the working folder
+    grew with every hourly sync; its `load.delete_completed_jobs` removes only the data files.
+    The warehouse holds all that a loaded package recorded (data, state, schema).
+    """
+    volume = str(Path(pipeline.working_dir) / "load")
+    storage = LoadStorage(False, [], LoadStorageConfiguration(load_volume_path=volume))
+    for load_id in pipeline.list_completed_load_packages():
+        storage.delete_loaded_package(load_id)
+
+
 def sync_vendor(
-    vendor: Vendor, db_path: str | Path, full_refresh: bool = False, **source_options: Any
+    vendor: Vendor,
+    db_path: str | Path,
+    full_refresh: bool = False,
+    progress: Progress | None = None,
+    **source_options: Any,
 ) -> SourceResult:
-    """Sync one vendor; never raises for an expected failure (it is in the result)."""
+    """Sync one vendor; never raises for an expected failure (it is in the result).
+
+    Raises `Interrupted` when SIGINT or SIGTERM stopped it.
+    """
     started = time.monotonic()
     result = SourceResult(vendor.name)
     converted_before = batches_by_path()
+    progress = progress or Progress(quiet=True)
     try:
         source = vendor.source(**source_options)
-        pipeline = pipeline_for(vendor.name, db_path)
+        working = Warehouse.at(db_path).folder / pipeline_name(vendor.name)
+        set_aside_damaged_packages(working, vendor.name, progress.say)
+        pipeline = pipeline_for(vendor.name, db_path, progress)
         with (
             objects_alive_now_frozen(),
             settings_lookups_unlogged(),
             counting_requests(vendor.name) as requests_made,
+            retries_reported_to(progress.retrying),
+            progress.source(vendor.name, requests_made, full_refresh),
         ):
             try:
                 if pipeline.has_pending_data:
@@ -224,6 +370,7 @@ def sync_vendor(
             normalize = pipeline.normalize(workers=normalize_workers(pipeline))
             release_freed_memory()
             load_with_memory_headroom(pipeline)
+            forget_loaded_packages(pipeline)
         if normalize is not None:
             result.rows = {
                 table: count
@@ -235,10 +382,57 @@ def sync_vendor(
         PipelineStepFailed,
         SyncError,
         requests.RequestException,
+        OSError,
+        duckdb.Error,
     ) as error:
+        if stop := interruption(error):
+            raise stop from None
         result.error = explain(vendor, error)
+    except KeyboardInterrupt as error:  # dlt's SignalReceivedException is one too
+        raise interruption(error) from None
     result.seconds = time.monotonic() - started
     return result
+
+
+def interrupted_result(vendor: str, stop: Interrupted, seconds: float) -> SourceResult:
+    return SourceResult(
+        vendor,
+        SyncError(
+            vendor,
+            f"interrupted by {stop.name}",
+            "nothing half-done was kept; the next sync completes it",
+        ),
+        seconds=seconds,
+        interrupted=True,
+    )
+
+
+def finish_source(
+    db_path: Path, result: SourceResult, started_at: datetime, full_refresh: bool
+) -> None:
+    """After one source's sync: the views (if it loaded), its change counts, its row in
+    billing.sync_runs."""
+    if result.ok:
+        try:
+            build_views(db_path, list(VENDORS))
+        except ViewBuildError as err:
+            result.error = SyncError(
+                result.vendor, f"{err}; the previous views were kept", "please report this"
+            )
+            result.views_failed = True
+    if result.ok:
+        result.counts = count_changes(db_path, result.vendor, full_refresh)
+    record_run(
+        db_path,
+        result.vendor,
+        started_at,
+        started_at + timedelta(seconds=result.seconds),
+        full_refresh=full_refresh,
+        requests=result.requests,
+        counts=result.counts,
+        error=result.error.one_line() if result.error else None,
+        status=result.status,
+    )
 
 
 def sync(
@@ -246,27 +440,50 @@ def sync(
     db_path: str | Path = DEFAULT_DB,
     full_refresh: bool = False,
     source_options: dict[str, dict[str, Any]] | None = None,
+    *,
+    progress: Progress | None = None,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> list[SourceResult]:
-    """Sync each vendor in turn, rebuild every view (even if some vendor failed), and record
-    each vendor's run in billing.sync_runs."""
-    results, started = [], {}
-    for vendor in vendors:
-        keep_digests(db_path, vendor.name)
-        started[vendor.name] = datetime.now(UTC)
-        options = (source_options or {}).get(vendor.name, {})
-        results.append(sync_vendor(vendor, db_path, full_refresh, **options))
-    build_views(db_path, list(VENDORS))
-    for result in results:
-        if result.ok:
-            result.counts = count_changes(db_path, result.vendor, full_refresh)
-        record_run(
-            db_path,
-            result.vendor,
-            started[result.vendor],
-            started[result.vendor] + timedelta(seconds=result.seconds),
-            full_refresh=full_refresh,
-            requests=result.requests,
-            counts=result.counts,
-            error=result.error.one_line() if result.error else None,
-        )
+    """Sync each vendor in turn into the working warehouse, recording each run in
+    billing.sync_runs, then publish the warehouse at `db_path` (pipelines/warehouse.py).
+
+    One sync of a warehouse at a time: this waits up to `lock_wait` seconds for another
+    (`SyncBusy` past it). On SIGINT or SIGTERM it records and publishes what was done, then
+    raises `Interrupted`. Raises `WarehouseError` for a `db_path` it cannot use.
+    """
+    progress = progress or Progress(quiet=True)
+    warehouse = Warehouse.at(db_path)
+    check_writable_location(warehouse)
+    with sync_lock(warehouse, lock_wait, on_wait=progress.say):
+        adopt_published(warehouse, progress.say)
+        working = warehouse.working
+        journal = RunJournal(warehouse.folder / "runs-under-way.json")
+        if journal.path.exists():
+            journal.record_leftovers(working)
+        results: list[SourceResult] = []
+        stop: Interrupted | None = None
+        for vendor in vendors:
+            started_at, started = datetime.now(UTC), time.monotonic()
+            journal.begin(vendor.name, started_at, full_refresh)
+            options = (source_options or {}).get(vendor.name, {})
+            try:
+                keep_digests(working, vendor.name)
+                result = sync_vendor(vendor, db_path, full_refresh, progress, **options)
+            except Interrupted as interrupted:
+                stop = interrupted
+                result = interrupted_result(vendor.name, stop, time.monotonic() - started)
+            if result.error:
+                journal.note(vendor.name, result.error.one_line())
+            finish_source(working, result, started_at, full_refresh)
+            journal.done(vendor.name)
+            results.append(result)
+            progress.result(result.describe(), result.ok)
+            if stop is not None or signals.was_signal_received():
+                stop = stop or Interrupted(signals.exception_for_signal().signal_code)
+                break
+        if not any(result.ok or result.views_failed for result in results):
+            build_views(working, list(VENDORS))  # no source loaded: the billing schema, even so
+        publish(warehouse)
+    if stop is not None:
+        raise stop
     return results

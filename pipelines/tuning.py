@@ -120,6 +120,13 @@ def duckdb_memory_limit(threads: int = DUCKDB_THREADS) -> str:
 
 
 DEFAULTS: dict[str, Any] = {
+    # dlt's retrying HTTP client: 10 attempts, waits doubling from 1 s up to 60 s (4 minutes
+    # in all), so a long sync outlives a passing outage instead of losing its run to it
+    "runtime": {
+        "request_max_attempts": 10,
+        "request_backoff_factor": 1,
+        "request_max_retry_delay": 60,
+    },
     "data_writer": {"disable_compression": True},
     # extraction: invoices with their nested lists (JSON sources) or arrow tables
     "sources": {"data_writer": {"buffer_max_items": 500, "file_max_items": 25_000}},

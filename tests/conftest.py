@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.sandbox import environment
 from pipelines.sync import SourceResult, sync
+from pipelines.warehouse import Warehouse
 from sources.common.sandbox.ledger import Ledger
 from sources.common.sandbox.server import Emulator, Faults, SandboxServer
 from sources.common.sandbox.truth import ar_aging, ar_summary
@@ -35,6 +36,11 @@ class Sandbox:
     emulator: Emulator
     server: SandboxServer
     db: Path
+
+    @property
+    def working_db(self) -> Path:
+        """The private warehouse a sync writes (the published `db` is a copy of it)."""
+        return Warehouse.at(self.db).working
 
     @property
     def ledger(self) -> Ledger:

@@ -43,7 +43,9 @@ def test_sandbox_then_sync_with_the_printed_settings(tmp_path: Path) -> None:
             timeout=120,
         )
         assert run.returncode == 0, run.stderr
-        assert run.stdout.startswith("meteroid: synced in")
+        assert run.stderr == ""
+        assert run.stdout.splitlines()[0] == "meteroid: syncing"
+        assert run.stdout.splitlines()[-1].startswith("meteroid: synced in")
         shown = subprocess.run(
             [SCRIPT, "summary", "--db", str(db)],
             capture_output=True,
@@ -63,7 +65,8 @@ def test_sandbox_then_sync_with_the_printed_settings(tmp_path: Path) -> None:
             timeout=300,
         )
         assert again.returncode == 0, again.stderr
-        assert sorted(line.split(":")[0] for line in again.stdout.splitlines()) == sorted(VENDORS)
+        synced = [line for line in again.stdout.splitlines() if " synced in " in line]
+        assert sorted(line.split(":")[0] for line in synced) == sorted(VENDORS)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)

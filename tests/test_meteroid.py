@@ -406,10 +406,12 @@ def test_sync_runs_record_requests_and_changes(make_sandbox, capsys) -> None:
     assert runs[2][0] == "failed" and runs[2][-1] is False
     # one digest per invoice is kept for counting, as the last successful sync left them
     assert sb.query('SELECT count(*) FROM _invoice_sync."digests_meteroid"') == [(32,)]
-    assert cli.main(["summary", "--db", str(sb.db)]) == 0
+    # the last sync failed: summary says so first, with the whole error line, and exits 1
+    assert cli.main(["summary", "--db", str(sb.db)]) == 1
     out = capsys.readouterr().out
-    assert "Syncs (last successful, and the last run)" in out
-    assert "failed" in out and "refused our credentials" in out
+    assert out.startswith("The last sync of 1 source did not succeed:\n  meteroid (failed ")
+    assert failed.error.one_line() in out.splitlines()[1]
+    assert "Syncs (last successful, and the last run)" in out and "None" not in out
 
 
 @pytest.mark.parametrize("parallel_pages", [1, 4])

@@ -110,7 +110,7 @@ def test_a_warehouse_without_digests_compares_every_invoice_once(make_sandbox) -
     sb = make_sandbox(VENDORS["exsited"], invoices=30)
     sb.sync_ok()
     before = _rows(sb)
-    with duckdb.connect(str(sb.db)) as con:
+    with duckdb.connect(str(sb.working_db)) as con:
         con.execute('DROP TABLE _invoice_sync."digests_exsited"')
     _change_some(sb)
     after = sb.sync_ok()

@@ -113,7 +113,7 @@ def test_a_load_checkpoints_once_as_it_ends_and_keeps_no_staged_rows(
 
     def spied(self: dlt.Pipeline, *args: Any, **kwargs: Any) -> Any:
         info = load(self, *args, **kwargs)
-        log_sizes.append(Path(f"{sb.db}.wal").stat().st_size)
+        log_sizes.append(Path(f"{sb.working_db}.wal").stat().st_size)
         return info
 
     monkeypatch.setattr(dlt.Pipeline, "load", spied)
@@ -121,7 +121,7 @@ def test_a_load_checkpoints_once_as_it_ends_and_keeps_no_staged_rows(
     sb.sync_ok()
     [log_size] = log_sizes
     assert log_size > 0  # the load's rows were in the log when dlt's load ended
-    assert not Path(f"{sb.db}.wal").exists()  # and checkpointed once it had
+    assert not Path(f"{sb.working_db}.wal").exists()  # and checkpointed once it had
     assert sb.query("SELECT count(*) FROM meteroid.invoices") == [(300,)]
     lines = sum(len(invoice.lines) for invoice in sb.ledger.snapshot())
     assert sb.query("SELECT count(*) FROM meteroid.invoices__line_items") == [(lines,)]

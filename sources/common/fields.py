@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -120,10 +120,20 @@ def utc_timestamp(value: Any, field: str) -> datetime | None:
         raise FieldError(f"{field}: {err}") from None
 
 
-def decode_json(source: str, response: requests.Response) -> Any:
-    """A response body with JSON numbers that have a fraction as Decimal, never float."""
+def _decimal_loads(response: requests.Response) -> Any:
+    return json.loads(response.text, parse_float=Decimal)
+
+
+def decode_json(
+    source: str,
+    response: requests.Response,
+    loads: Callable[[requests.Response], Any] = _decimal_loads,
+) -> Any:
+    """A response body decoded by `loads` (by default with JSON numbers that have a fraction
+    as Decimal, never float), or a SyncError naming the request when it is not JSON (a body
+    cut short, an HTML error page)."""
     try:
-        return json.loads(response.text, parse_float=Decimal)
+        return loads(response)
     except ValueError:
         path = response.request.path_url.split("?")[0] if response.request else "?"
         raise SyncError(

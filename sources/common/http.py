@@ -17,10 +17,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import requests
+from dlt.common import logger
+from dlt.common.runtime import signals
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests.auth import AuthBase
+from tenacity import RetryCallState, Retrying
 
 from sources.common.errors import SyncError
 
@@ -105,13 +108,74 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
         sys.setswitchinterval(interval)
 
 
+RETRY_POLL = 0.2  # seconds: how often a wait between attempts looks for SIGINT or SIGTERM
+_retry_listener: list[Callable[[str], None] | None] = [None]
+
+
+@contextmanager
+def retries_reported_to(listener: Callable[[str], None]) -> Iterator[None]:
+    """While inside, `listener` hears what each wait between attempts is for, e.g.
+    `retrying in 8s after HTTP 503 on GET /api/v1/invoices` (syncs run one source at a time)."""
+    _retry_listener[0] = listener
+    try:
+        yield
+    finally:
+        _retry_listener[0] = None
+
+
+def _announce_retry(state: RetryCallState) -> None:
+    listener = _retry_listener[0]
+    if listener is None or state.outcome is None or state.next_action is None:
+        return
+    if state.outcome.failed:
+        error = state.outcome.exception()
+        cause = f"{error.__class__.__name__} on {request_label(getattr(error, 'request', None))}"
+    else:
+        response = state.outcome.result()
+        cause = f"HTTP {response.status_code} on {request_label(response.request)}"
+    listener(
+        f"attempt {state.attempt_number} failed: {cause}; retrying in "
+        f"{state.next_action.sleep:.0f}s"
+    )
+
+
+def _sleep_unless_signalled(seconds: float) -> None:
+    """A wait between attempts that SIGINT or SIGTERM cuts short (dlt's signal flag, set
+    while `dlt.common.runtime.signals.intercepted_signals` is on): retries span minutes, and
+    an interrupted sync must stop within seconds."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        signals.raise_if_signalled()
+        time.sleep(min(left, RETRY_POLL))
+    signals.raise_if_signalled()
+
+
+def _interruptible_retries(session: requests.Session) -> None:
+    """Make the waits of dlt's retrying session interruptible and announced.
+
+    dlt wraps `session.send` in a tenacity `Retrying` (`dlt.sources.helpers.requests.retry`),
+    which tenacity exposes as `send.retry`; its `sleep` and `before_sleep` are tenacity's
+    documented hooks. If a dlt upgrade wraps it otherwise, retries keep dlt's plain sleep
+    and `tests/test_http.py` fails.
+    """
+    retrying = getattr(session.send, "retry", None)
+    if not isinstance(retrying, Retrying):
+        logger.warning("dlt's retrying session changed shape: retries cannot be interrupted")
+        return
+    retrying.sleep = _sleep_unless_signalled
+    retrying.before_sleep = _announce_retry
+
+
 def _instrument(session: requests.Session, pacer: Pacer | None) -> None:
     """Count every attempt, and pace it if asked, at the transport adapter: below dlt's
-    retries, so retried requests are counted and paced too."""
+    retries, so retried requests are counted and paced too. No attempt starts once SIGINT or
+    SIGTERM has been received."""
+    _interruptible_retries(session)
     adapter = session.get_adapter("https://")
     send = adapter.send
 
     def instrumented_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        signals.raise_if_signalled()
         if pacer is not None:
             pacer.wait()
         with _count_lock:

@@ -11,10 +11,8 @@ only those accounts' invoices are read, through the account endpoint, each with 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import dlt
@@ -33,6 +31,7 @@ from sources.common.columns import (
     timestamp,
 )
 from sources.common.errors import SyncError
+from sources.common.fields import decode_json
 from sources.common.http import json_decoded_with, make_rest_client, read_ahead
 from sources.common.tables import NestedTables, TableBatch, batched
 from sources.common.vendor import Vendor
@@ -213,7 +212,7 @@ class ExsitedPaginator(OffsetPaginator):
 
 def _decimal_body(response: Response) -> Any:
     """The body with JSON numbers as Decimal, so that a numeric amount never becomes a float."""
-    return json.loads(response.text, parse_float=Decimal)
+    return decode_json(SOURCE, response)
 
 
 def _raise_for_status(response: Response, *args: Any, **kwargs: Any) -> None:

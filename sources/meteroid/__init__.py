@@ -21,6 +21,7 @@ from requests import Response
 from sources.common.columnar import NotColumnar, json_page_records, pages_batch
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
+from sources.common.fields import decode_json
 from sources.common.http import json_decoded_with, make_rest_client
 from sources.common.tables import BATCH_INVOICES, NestedTables, TableBatch, staggered_groups
 from sources.common.vendor import Vendor
@@ -153,7 +154,7 @@ def _orjson_body(response: Response) -> Any:
     as decimal strings; a JSON number with a fraction would arrive as a float, which
     `parse_decimal` refuses with an error naming the field.
     """
-    return orjson.loads(response.content)
+    return decode_json(SOURCE, response, lambda r: orjson.loads(r.content))
 
 
 class MeteroidPaginator(PageNumberPaginator):
