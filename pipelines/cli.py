@@ -22,7 +22,7 @@ import duckdb
 from dlt.common.runtime import signals
 
 from pipelines import summary
-from pipelines.progress import Progress
+from pipelines.progress import Progress, log_in_one_line_per_record
 from pipelines.registry import VENDORS
 from pipelines.sync import (
     DEFAULT_DB,
@@ -37,9 +37,10 @@ from pipelines.views import ViewBuildError
 from pipelines.warehouse import (
     DEFAULT_LOCK_WAIT,
     SyncBusy,
+    Warehouse,
     WarehouseError,
     first_line,
-    is_demo_warehouse,
+    made_by_demo,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 75
@@ -128,7 +129,7 @@ def _lock_wait(given: float | None) -> float:
 
 def _refuse_real_accounts_in_demo(db: Path, vendors: list) -> None:
     """The demo's database holds sandbox invoices: real ones must not be mixed in."""
-    if not is_demo_warehouse(db):
+    if not made_by_demo(Warehouse.at(db)):
         return
     real = [
         vendor.name
@@ -214,6 +215,7 @@ SYNCING = {"demo", "sync"}
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    log_in_one_line_per_record()
     try:
         if args.command not in SYNCING:
             return HANDLERS[args.command](args)
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             return HANDLERS[args.command](args)
     except (Interrupted, KeyboardInterrupt) as signalled:
         stop = interruption(signalled) or Interrupted(signal.SIGINT)
-        _say(f"interrupted by {stop.name}; the next sync completes what this one started")
+        during = f" while syncing {stop.source}" if stop.source else ""
+        _say(f"interrupted by {stop.name}{during}; the next sync completes what this one started")
         return stop.exit_status
     except SyncBusy as err:
         _say(str(err))

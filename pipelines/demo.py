@@ -14,7 +14,7 @@ from pipelines.progress import Progress
 from pipelines.registry import VENDORS
 from pipelines.sandbox import build_emulators, environment, serve
 from pipelines.sync import sync
-from pipelines.warehouse import DEMO_MARKER, Warehouse, check_writable_location, is_demo_warehouse
+from pipelines.warehouse import DEMO_MARKER, Warehouse, check_writable_location, made_by_demo
 from sources.common.sandbox.server import Emulator
 from sources.common.sandbox.truth import ar_summary
 
@@ -26,8 +26,8 @@ class DemoError(RuntimeError):
 def prepare_database(db_path: Path) -> None:
     """Start from an empty warehouse marked as the demo's; refuse to touch one it did not make."""
     warehouse = Warehouse.at(db_path)
-    made_by_demo = is_demo_warehouse(warehouse.published) or is_demo_warehouse(warehouse.working)
-    if (warehouse.published.exists() or warehouse.working.exists()) and not made_by_demo:
+    exists = warehouse.published.exists() or warehouse.working.exists()
+    if exists and not made_by_demo(warehouse):
         raise DemoError(
             f"{db_path} exists and was not made by the demo; "
             "pass --db with another file name (for example --db demo.duckdb)"

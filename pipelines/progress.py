@@ -10,6 +10,7 @@ an outage), with the request count and what the last retry waits for.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
 import time
@@ -164,3 +165,33 @@ class Progress(Collector):
                 self._drawn = False
             stream.write(self.prefix + line + "\n")
             stream.flush()
+
+
+class OneLineLog(logging.StreamHandler):
+    """dlt's log (and ours, which goes through it) as invoice-sync prints it: one line per
+    record, never a traceback, without what the sync reports better itself.
+
+    dlt logs a load job's exception with its traceback, and retries it; if it still fails,
+    the source's result line says why. dlt reuses a handler already on its logger (setting
+    its formatter, which this one does not use), so installing it once is enough.
+    """
+
+    NOISE = (
+        "Transient exception in job",  # retried; a final failure is the source's line
+        "Terminal exception in job",  # the source's result line says it
+        "retried in load",  # dlt's note that a job is run again, with its traceback
+        "was not fully loaded",  # a load that stopped: the source's result line says why
+        'The "dedup_sort" column hint',  # a full refresh replaces: the hint has no use
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in self.NOISE)
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = record.getMessage().strip().splitlines() or [""]
+        return f"invoice-sync: {lines[0]}"
+
+
+def log_in_one_line_per_record(stream: TextIO | None = None) -> None:
+    logging.getLogger("dlt").handlers[:] = [OneLineLog(stream or sys.stderr)]

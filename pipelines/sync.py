@@ -58,6 +58,7 @@ from sources.common.collector import objects_alive_now_frozen
 from sources.common.columnar import batches_by_path
 from sources.common.errors import SyncError, error_chain
 from sources.common.http import counting_requests, http_failure, retries_reported_to
+from sources.common.partial import PartWay, take_part_way
 from sources.common.vendor import Vendor
 
 DEFAULT_DB = "invoices.duckdb"
@@ -265,6 +266,7 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+        self.source: str | None = None  # the source being synced when it came
 
     @property
     def exit_status(self) -> int:
@@ -344,6 +346,7 @@ def sync_vendor(
         working = Warehouse.at(db_path).folder / pipeline_name(vendor.name)
         set_aside_damaged_packages(working, vendor.name, progress.say)
         pipeline = pipeline_for(vendor.name, db_path, progress)
+        take_part_way(vendor.name)  # a stale report of an earlier, failed extraction
         with (
             objects_alive_now_frozen(),
             settings_lookups_unlogged(),
@@ -377,6 +380,8 @@ def sync_vendor(
                 for table, count in normalize.row_counts.items()
                 if not table.startswith("_dlt")
             }
+        if part_way := take_part_way(vendor.name):
+            result.error = stopped_part_way_error(vendor, part_way)
     except (
         ConfigFieldMissingException,
         PipelineStepFailed,
@@ -392,6 +397,17 @@ def sync_vendor(
         raise interruption(error) from None
     result.seconds = time.monotonic() - started
     return result
+
+
+def stopped_part_way_error(vendor: Vendor, part_way: PartWay) -> SyncError:
+    """The failure that ended a read early, with what was kept of it."""
+    failure = explain(vendor, part_way.error)
+    return SyncError(
+        vendor.name,
+        f"{failure.message}; stopped part-way: the {part_way.kept} invoices read before it "
+        "were loaded",
+        "the next sync reads on from there",
+    )
 
 
 def interrupted_result(vendor: str, stop: Interrupted, seconds: float) -> SourceResult:
@@ -435,6 +451,19 @@ def finish_source(
     )
 
 
+def publish_unless_the_disk_is_full(warehouse: Warehouse, results: list[SourceResult]) -> None:
+    """Publish the working warehouse; if the disk is too full for the copy, remove what was
+    copied and, when a source already said the disk is full, leave it at that (the next sync
+    publishes): one problem, one line."""
+    try:
+        publish(warehouse)
+    except OSError as error:
+        warehouse.staged_copy.unlink(missing_ok=True)
+        said = any(result.error and result.error.hint == DISK_FULL_HINT for result in results)
+        if not (disk_full(error) and said):
+            raise
+
+
 def sync(
     vendors: Iterable[Vendor],
     db_path: str | Path = DEFAULT_DB,
@@ -471,19 +500,21 @@ def sync(
                 result = sync_vendor(vendor, db_path, full_refresh, progress, **options)
             except Interrupted as interrupted:
                 stop = interrupted
+                stop.source = vendor.name
                 result = interrupted_result(vendor.name, stop, time.monotonic() - started)
             if result.error:
                 journal.note(vendor.name, result.error.one_line())
             finish_source(working, result, started_at, full_refresh)
             journal.done(vendor.name)
             results.append(result)
-            progress.result(result.describe(), result.ok)
+            if not result.interrupted:  # the command says it was, in one line
+                progress.result(result.describe(), result.ok)
             if stop is not None or signals.was_signal_received():
                 stop = stop or Interrupted(signals.exception_for_signal().signal_code)
                 break
         if not any(result.ok or result.views_failed for result in results):
             build_views(working, list(VENDORS))  # no source loaded: the billing schema, even so
-        publish(warehouse)
+        publish_unless_the_disk_is_full(warehouse, results)
     if stop is not None:
         raise stop
     return results

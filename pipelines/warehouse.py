@@ -128,6 +128,11 @@ def connect_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
 DEMO_MARKER = "invoice_sync_demo"  # a schema the demo creates in its database
 
 
+def made_by_demo(warehouse: Warehouse) -> bool:
+    """Whether this warehouse (published, or only written so far) is the demo's."""
+    return is_demo_warehouse(warehouse.published) or is_demo_warehouse(warehouse.working)
+
+
 def is_demo_warehouse(path: str | Path) -> bool:
     """Whether the published warehouse at `path` was made by `invoice-sync demo`."""
     db = Path(path)

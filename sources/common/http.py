@@ -133,10 +133,9 @@ def _announce_retry(state: RetryCallState) -> None:
     else:
         response = state.outcome.result()
         cause = f"HTTP {response.status_code} on {request_label(response.request)}"
-    listener(
-        f"attempt {state.attempt_number} failed: {cause}; retrying in "
-        f"{state.next_action.sleep:.0f}s"
-    )
+    wait = state.next_action.sleep
+    shown = f"{wait:.0f}s" if wait >= 10 else f"{wait:.1f}s"
+    listener(f"attempt {state.attempt_number} failed: {cause}; retrying in {shown}")
 
 
 def _sleep_unless_signalled(seconds: float) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dlt
+import requests
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
@@ -22,6 +23,7 @@ from requests import Request, Response
 from sources.common.columns import bigint, columns, day, decimal, text, timestamp
 from sources.common.errors import SyncError
 from sources.common.http import make_rest_client
+from sources.common.partial import stopped_part_way
 from sources.common.vendor import Vendor
 from sources.sequence import settings
 from sources.sequence.emulator import make_emulator
@@ -226,37 +228,62 @@ def sequence_source(
         buckets = [0] * settings.BUCKETS  # settled invoices as listed now (the next state)
         unread = [0] * settings.BUCKETS  # ... of them, those not read in full this sync
         waiting: dict[int, list[tuple[str, Any]]] = defaultdict(list)
+        reached: set[str] = set()  # listed invoices dealt with, in list order
+        done_key = mark  # the order key of the last of them
+        kept = 0
+        batch: list[dict[str, Any]] = []
         params = {"limit": limit, "sortOrder": settings.SORT_ORDER}
-        for page in client.paginate(settings.LIST_PATH, params=params):
-            batch = []
-            for item in decode_body(page.response)["items"]:
-                summary = check_summary(item)
-                invoice_id, key = summary["id"], summary["created_key"]
-                is_new = mark is None or key > mark
-                newest = key if newest is None or key > newest else newest
-                bucket, digest_ = bucket_of(invoice_id), entry_hash(item)
-                if (
-                    is_new
-                    or invoice_id in known_open
-                    or is_changeable(summary["status"], summary["payment_status"])
-                ):
-                    record, open_digest = _read(client, summary, known_open.get(invoice_id))
-                    if open_digest is not None:
-                        still_open[invoice_id] = open_digest
-                    else:
+        try:
+            for page in client.paginate(settings.LIST_PATH, params=params):
+                for item in decode_body(page.response)["items"]:
+                    summary = check_summary(item)
+                    invoice_id, key = summary["id"], summary["created_key"]
+                    is_new = mark is None or key > mark
+                    newest = key if newest is None or key > newest else newest
+                    bucket, digest_ = bucket_of(invoice_id), entry_hash(item)
+                    if (
+                        is_new
+                        or invoice_id in known_open
+                        or is_changeable(summary["status"], summary["payment_status"])
+                    ):
+                        record, open_digest = _read(client, summary, known_open.get(invoice_id))
+                        if open_digest is not None:
+                            still_open[invoice_id] = open_digest
+                        else:
+                            buckets[bucket] ^= digest_
+                        if record is not None:
+                            batch.append(record)
+                    else:  # settled, loaded before: read only if its bucket changed (below)
                         buckets[bucket] ^= digest_
-                    if record is not None:
-                        batch.append(record)
-                else:  # settled, loaded before: read only if its bucket changed (below)
-                    buckets[bucket] ^= digest_
-                    unread[bucket] ^= digest_
-                    waiting[bucket].append((invoice_id, summary["gross_total"]))
+                        unread[bucket] ^= digest_
+                        waiting[bucket].append((invoice_id, summary["gross_total"]))
+                    reached.add(invoice_id)
+                    done_key = key if done_key is None or key > done_key else done_key
+                if batch:
+                    kept += len(batch)
+                    yield batch
+                    batch = []
+        except requests.RequestException as error:
+            # Keep what was read, with state for exactly that: invoices listed after the last
+            # one dealt with are new to the next sync, and a settled invoice met unread is
+            # counted in its bucket as it was known, so a bucket that changed is read again.
             if batch:
+                kept += len(batch)
                 yield batch
+            state["created_mark"] = done_key
+            state["open"] = {
+                **{i: d for i, d in known_open.items() if i not in reached},
+                **still_open,
+            }
+            state["settled_buckets"] = [
+                known ^ seen_unread ^ seen
+                for known, seen_unread, seen in zip(known_buckets, unread, buckets, strict=True)
+            ]
+            stopped_part_way(SOURCE, error, kept)
+            return
         # A settled invoice whose list entry changed since it was loaded (a refund adds a
         # credit note id; anything else the list shows) changes its bucket: re-read them all.
         changed = [b for b in sorted(waiting) if unread[b] != known_buckets[b]]
-        batch = []
         for bucket in changed:
             for invoice_id, gross_total in waiting[bucket]:
                 summary = {"id": invoice_id, "gross_total": gross_total}

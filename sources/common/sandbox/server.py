@@ -31,7 +31,10 @@ from sources.common.collector import objects_alive_now_frozen
 from sources.common.sandbox.ledger import Ledger
 from sources.common.sandbox.truth import TruthInvoice
 
-FAULT_KINDS = ("500", "502", "503", "429", "drop", "truncate")
+# "truncate" cuts a body short of its Content-Length (the client sees a broken transfer and
+# retries); "cut_json" sends a whole HTTP answer whose JSON body ends part-way (a proxy or a
+# server that gave up mid-write: nothing to retry, the body is malformed).
+FAULT_KINDS = ("500", "502", "503", "429", "drop", "truncate", "cut_json")
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Faults:
         self._rng = random.Random(self.seed)
         self._tokens = self.rate_limit or 0.0
         self._stamp = time.monotonic()
+        self._down_until = 0.0
         self._lock = threading.Lock()
 
     def inject(self, *kinds: str) -> None:
@@ -104,8 +108,15 @@ class Faults:
                 raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
             self.queued.append(kind)
 
+    def outage(self, seconds: float) -> None:
+        """Drop every connection for the next `seconds` (the API is down)."""
+        with self._lock:
+            self._down_until = time.monotonic() + seconds
+
     def next_fault(self) -> str | None:
         with self._lock:
+            if time.monotonic() < self._down_until:
+                return "drop"
             if self.queued:
                 return self.queued.popleft()
             if self.fault_rate and self._rng.random() < self.fault_rate:
@@ -206,6 +217,8 @@ class Emulator:
             self._count(f"fault_{fault}")
             if fault in ("drop", "truncate"):
                 return fault
+            if fault == "cut_json":
+                return Response(200, b'{"data": [{"id": "', {"Content-Type": "application/json"})
             response = self.error_body(int(fault), "Injected fault")
             if fault == "429":
                 response.headers["Retry-After"] = "1"

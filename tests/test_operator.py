@@ -1,0 +1,114 @@
+"""Running it every hour (issue #35): progress while it runs, quiet for cron, working files
+that stay the size one sync leaves, and the demo's database kept apart from real accounts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from pipelines.demo import prepare_database
+from pipelines.progress import Progress
+from pipelines.sandbox import environment
+from pipelines.sync import sync
+from pipelines.warehouse import Warehouse
+from sources.common.sandbox.server import Faults
+from sources.meteroid import VENDOR as METEROID
+from sources.press import VENDOR as PRESS
+from tests.clock import TODAY
+from tests.helpers import cli_env, run_cli, stderr_lines
+
+
+def _progress_of(sb, progress: Progress, **options) -> list[str]:
+    with environment(sb.settings):
+        sync([sb.vendor], sb.db, source_options={sb.vendor.name: options}, progress=progress)
+    return progress.stream.getvalue().splitlines()
+
+
+def test_a_sync_says_how_far_it_has_got_while_it_runs(make_sandbox) -> None:
+    sb = make_sandbox(METEROID, invoices=60, faults=Faults(latency=0.15))
+    lines = _progress_of(
+        sb, Progress(io.StringIO(), live=False, period=0.3), per_page=5, parallel_pages=1
+    )
+    assert lines[0] == "meteroid: syncing"
+    reading = [line for line in lines if line.startswith("meteroid: reading, ")]
+    assert len(reading) >= 3
+    counts = [int(line.split(", ")[1].split()[0].replace(",", "")) for line in reading]
+    assert counts == sorted(counts) and counts[-1] > 0  # invoices read so far, growing
+    assert all(" requests, " in line for line in reading)
+    assert lines[-1].startswith("meteroid: synced in ") and "60 new" in lines[-1]
+
+
+def test_progress_shows_what_a_retry_waits_for(make_sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.5")
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.emulator.faults.outage(1.2)
+    lines = _progress_of(sb, Progress(io.StringIO(), live=False, period=0.2))
+    waits = [line for line in lines if "failed: ConnectionError" in line]
+    assert waits[0].endswith(
+        "(attempt 1 failed: ConnectionError on GET /api/v1/invoices; retrying in 0.5s)"
+    )
+    assert lines[-1].startswith("meteroid: synced in ")
+
+
+def test_on_a_terminal_progress_is_one_line_redrawn(make_sandbox) -> None:
+    sb = make_sandbox(METEROID, invoices=30, faults=Faults(latency=0.1))
+    stream = io.StringIO()
+    _progress_of(sb, Progress(stream, live=True, period=0.1), per_page=5, parallel_pages=1)
+    text = stream.getvalue()
+    assert "\r\x1b[Kmeteroid: reading, " in text
+    # the live line is cleared before the result is written on a line of its own
+    assert text.rsplit("\r\x1b[K", 1)[1].startswith("meteroid: synced in ")
+    assert text.endswith("\n") and text.count("\n") == 2  # "syncing" and the result
+
+
+def test_quiet_prints_errors_only(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(METEROID, invoices=10)
+    quiet = run_cli(["sync", "--quiet", "--db", str(sb.db)], cli_env(**sb.settings), tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    wrong = cli_env(**{**sb.settings, "SOURCES__METEROID__API_KEY": "wrong"})
+    failed = run_cli(["sync", "--quiet", "--db", str(sb.db)], wrong, tmp_path)
+    assert (failed.returncode, failed.stdout) == (1, "")
+    [line] = stderr_lines(failed.stderr)
+    assert line.startswith("meteroid: the API refused our credentials (HTTP 401")
+
+
+def test_a_full_refresh_prints_no_warnings(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(METEROID, invoices=10)
+    env = cli_env(**sb.settings)
+    assert run_cli(["sync", "--db", str(sb.db)], env, tmp_path).returncode == 0
+    refreshed = run_cli(["sync", "--full-refresh", "--db", str(sb.db)], env, tmp_path)
+    assert (refreshed.returncode, refreshed.stderr) == (0, "")
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_hourly_syncs_of_an_unchanged_account_leave_the_working_folder_as_one_does(
+    make_sandbox,
+) -> None:
+    sb = make_sandbox(PRESS, invoices=40)  # a snapshot: every sync loads every invoice again
+    sb.sync_ok()
+    folder = Warehouse.at(sb.db).folder
+    pipelines = folder / "invoice_sync_press"
+    after_one = _size(pipelines)
+    for _ in range(12):
+        sb.sync_ok()
+    assert not list((pipelines / "load" / "loaded").iterdir())  # no loaded package is kept
+    assert _size(pipelines) <= after_one * 1.1
+    assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+
+
+def test_sync_refuses_to_load_real_accounts_into_the_demos_database(tmp_path) -> None:
+    db = tmp_path / "demo.duckdb"
+    prepare_database(db)
+    real = cli_env(
+        SOURCES__METEROID__BASE_URL="https://api.meteroid.example", SOURCES__METEROID__API_KEY="k"
+    )
+    refused = run_cli(["sync", "--db", str(db)], real, tmp_path)
+    assert refused.returncode == 2
+    [line] = stderr_lines(refused.stderr)
+    assert line == (
+        f"invoice-sync: {db} is the demo's database (sandbox invoices); refusing to load "
+        "meteroid into it: pass --db with another file for real accounts"
+    )
