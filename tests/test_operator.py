@@ -14,6 +14,7 @@ from pipelines.warehouse import Warehouse
 from sources.common.sandbox.server import Faults
 from sources.meteroid import VENDOR as METEROID
 from sources.press import VENDOR as PRESS
+from sources.sequence import VENDOR as SEQUENCE
 from tests.clock import TODAY
 from tests.helpers import cli_env, run_cli, stderr_lines
 
@@ -25,17 +26,17 @@ def _progress_of(sb, progress: Progress, **options) -> list[str]:
 
 
 def test_a_sync_says_how_far_it_has_got_while_it_runs(make_sandbox) -> None:
-    sb = make_sandbox(METEROID, invoices=60, faults=Faults(latency=0.15))
-    lines = _progress_of(
-        sb, Progress(io.StringIO(), live=False, period=0.3), per_page=5, parallel_pages=1
-    )
-    assert lines[0] == "meteroid: syncing"
-    reading = [line for line in lines if line.startswith("meteroid: reading, ")]
+    # Sequence hands dlt each page of five invoices as it is read (eleven requests a page)
+    sb = make_sandbox(SEQUENCE, invoices=40, faults=Faults(latency=0.05))
+    lines = _progress_of(sb, Progress(io.StringIO(), live=False, period=0.3), limit=5)
+    assert lines[0] == "sequence: syncing"
+    reading = [line for line in lines if line.startswith("sequence: reading, ")]
     assert len(reading) >= 3
     counts = [int(line.split(", ")[1].split()[0].replace(",", "")) for line in reading]
-    assert counts == sorted(counts) and counts[-1] > 0  # invoices read so far, growing
-    assert all(" requests, " in line for line in reading)
-    assert lines[-1].startswith("meteroid: synced in ") and "60 new" in lines[-1]
+    assert counts == sorted(counts) and len(set(counts)) >= 2  # invoices read so far, growing
+    requests = [int(line.split(" requests, ")[0].rsplit(", ", 1)[1]) for line in reading]
+    assert requests == sorted(requests) and requests[-1] > requests[0]
+    assert lines[-1].startswith("sequence: synced in ") and "40 new" in lines[-1]
 
 
 def test_progress_shows_what_a_retry_waits_for(make_sandbox, monkeypatch) -> None:
