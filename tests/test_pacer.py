@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from sources.common import http
-from sources.common.http import PACER_MARGIN, Pacer
+from sources.common.http import PACER_MARGIN, Pacer, RequestBudget
 
 
 class FakeClock:
@@ -116,3 +116,32 @@ def test_threads_share_the_window(clock: FakeClock, monkeypatch) -> None:
     assert min(b - a for a, b in zip(moments, moments[1:], strict=False)) >= 0.01 - 1e-9
     window = 1.0 + PACER_MARGIN - 1e-9
     assert all(b - a >= window for a, b in zip(moments, moments[25:], strict=False))
+
+
+def _most_in_any(moments: list[float], seconds: float) -> int:
+    return max(sum(1 for m in moments if start <= m < start + seconds) for start in moments)
+
+
+def test_a_budget_keeps_a_rolling_window_of_its_own(clock: FakeClock) -> None:
+    """Revolv3's 20,000 requests in any 15 minutes, scaled down: 10 in any 60 s at 5/s."""
+    pacer = Pacer(5, budget=RequestBudget(10, 60.0))
+    moments = _sent(pacer, clock, 25)
+    assert moments[9] - moments[0] < 3  # the first ten at the per-second pace
+    assert moments[10] == pytest.approx(moments[0] + 60 + PACER_MARGIN)  # then the budget
+    assert moments[20] == pytest.approx(moments[10] + 60 + PACER_MARGIN)
+    assert _most_in_any(moments, 60.0) == 10
+    assert _most_in_one_second(moments) <= 5
+
+
+def test_a_budget_alone_paces_without_a_rate(clock: FakeClock) -> None:
+    pacer = Pacer(budget=RequestBudget(3, 10.0))
+    moments = _sent(pacer, clock, 7, busy=1.0)
+    assert moments[:3] == pytest.approx([100.0, 101.0, 102.0])  # no spacing, no rate
+    assert moments[3] == pytest.approx(110.0 + PACER_MARGIN)
+    assert moments[6] == pytest.approx(120.0 + 2 * PACER_MARGIN)
+    assert _most_in_any(moments, 10.0) == 3
+
+
+def test_a_pacer_needs_a_limit() -> None:
+    with pytest.raises(ValueError, match="rate per second, a budget"):
+        Pacer()

@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import requests
 from dlt.common import logger
@@ -39,11 +39,40 @@ _count_lock = threading.Lock()
 PACER_MARGIN = 0.06  # seconds
 
 
+class RequestBudget(NamedTuple):
+    """At most `requests` requests in any `seconds` (a rolling window, as an API's quota)."""
+
+    requests: int
+    seconds: float
+
+
+class _SentLog:
+    """The moments of the last `capacity` requests let go: the next may go once the oldest
+    of them is `window` seconds old."""
+
+    def __init__(self, capacity: int, window: float) -> None:
+        self.sent: deque[float] = deque(maxlen=capacity)
+        self.window = window
+
+    def earliest(self, start: float) -> float:
+        if len(self.sent) == self.sent.maxlen:
+            return max(start, self.sent[0] + self.window)
+        return start
+
+
+# A wait longer than this (a spent budget, not the per-second pace) is logged.
+PACER_LOGGED_WAIT = 5.0  # seconds
+
+
 class Pacer:
-    """At most `per_second` requests a second, across threads: ⌊per_second⌋ in any window of
-    ⌊per_second⌋/per_second seconds plus `PACER_MARGIN` (for a whole rate, never more than
-    the rate in any second; below one a second, one request per 1/per_second), counted at
-    the moments it lets requests go.
+    """At most `per_second` requests a second, and at most `budget.requests` in any
+    `budget.seconds`, across threads, counted at the moments it lets requests go.
+
+    Per second: ⌊per_second⌋ in any window of ⌊per_second⌋/per_second seconds plus
+    `PACER_MARGIN` (for a whole rate, never more than the rate in any second; below one a
+    second, one request per 1/per_second). The budget is a rolling window of its own (plus the
+    margin), such as Revolv3's 20,000 requests in any 15 minutes: once it is spent, the next
+    request waits until the oldest of the window's requests is `budget.seconds` old.
 
     A request waits until the oldest of the last ⌊per_second⌋ is a window old, and at least a
     quarter of 1/per_second after the one before. So a slot missed while every worker was
@@ -56,22 +85,38 @@ class Pacer:
     with 429, which dlt's client waits out as `Retry-After` says.
     """
 
-    def __init__(self, per_second: float) -> None:
-        self.capacity = max(1, math.floor(per_second))
-        self.window = self.capacity / per_second + PACER_MARGIN
-        self.spacing = 0.25 / per_second
-        self._sent: deque[float] = deque(maxlen=self.capacity)
+    def __init__(
+        self, per_second: float | None = None, *, budget: RequestBudget | None = None
+    ) -> None:
+        if not per_second and budget is None:
+            raise ValueError("a Pacer needs a rate per second, a budget, or both")
+        self._logs: list[_SentLog] = []
+        self.spacing = 0.0
+        if per_second:
+            self.capacity = max(1, math.floor(per_second))
+            self.window = self.capacity / per_second + PACER_MARGIN
+            self.spacing = 0.25 / per_second
+            self._logs.append(_SentLog(self.capacity, self.window))
+        self.budget = budget
+        if budget is not None:
+            self._logs.append(_SentLog(budget.requests, budget.seconds + PACER_MARGIN))
+        self._last: float | None = None
         self._lock = threading.Lock()
 
     def wait(self) -> None:
         with self._lock:
             now = time.monotonic()
-            start = now
-            if self._sent:
-                start = max(start, self._sent[-1] + self.spacing)
-            if len(self._sent) == self.capacity:
-                start = max(start, self._sent[0] + self.window)
-            self._sent.append(start)
+            start = now if self._last is None else max(now, self._last + self.spacing)
+            for log in self._logs:
+                start = log.earliest(start)
+            for log in self._logs:
+                log.sent.append(start)
+            self._last = start
+        if start - now > PACER_LOGGED_WAIT and self.budget is not None:
+            logger.info(
+                f"Waiting {start - now:.0f} s: {self.budget.requests} requests in "
+                f"{self.budget.seconds:.0f} s is the API's limit, and this sync reached it."
+            )
         if start > now:
             time.sleep(start - now)
 
@@ -226,13 +271,19 @@ def make_rest_client(
     headers: dict[str, str] | None = None,
     data_selector: str | None = None,
     max_requests_per_second: float | None = None,
+    request_budget: RequestBudget | None = None,
 ) -> RESTClient:
     """A RESTClient whose session retries the way dlt's runtime configuration says, counts
-    its requests and, given `max_requests_per_second`, never sends faster than that."""
+    its requests and, given `max_requests_per_second` and/or `request_budget`, never sends
+    faster than they allow (see `Pacer`)."""
     retrying = Client(raise_for_status=False)
     retrying.configure()
     session = retrying.session
-    _instrument(session, Pacer(max_requests_per_second) if max_requests_per_second else None)
+    paced = max_requests_per_second or request_budget is not None
+    _instrument(
+        session,
+        Pacer(max_requests_per_second, budget=request_budget) if paced else None,
+    )
     return RESTClient(
         base_url=base_url.rstrip("/"),
         auth=auth,

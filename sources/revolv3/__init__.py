@@ -1,13 +1,16 @@
-"""Revolv3 invoices: a bare JSON array per page, 1-based pages, no paging metadata.
+"""Revolv3 invoices from the detailed list `GET /api/Invoices/v1`: a bare JSON array per page,
+1-based pages, no paging metadata, each row with its attempts and line items.
 
-The first sync and `--full-refresh` read the classic list (`GET /api/Invoices`) page by page
-until an empty page; later syncs read `GET /api/Invoices/v1` filtered on `lastUpdateDate` since
-the last sync (with an overlap), and only invoices whose stamp moved. Each invoice we load is
-read from its detail (`GET /api/Invoices/{id}`), whose `invoiceAttempts[]` land in the child
-table `invoices__invoice_attempts` and give the amounts paid and due. Merge on `invoice_id`: a
-changed invoice replaces its attempts. Details: `sources/revolv3/README.md`.
+The first sync and `--full-refresh` page the whole list by billing date (continued in an older
+billing-date window past the page cap); later syncs read only the invoices updated since the
+last sync (`lastUpdateStartDate`, with an overlap). Rows are loaded as they come: a row whose
+`invoiceAttempts` is null is the only one completed from its detail (`GET /api/Invoices/{id}`).
+Attempts land in `invoices__invoice_attempts` (they give the amounts paid and due), line items
+in `invoices__invoice_line_items`. Merge on `invoice_id`: a changed invoice replaces both.
+Requests are paced below Revolv3's rate limits. Details: `sources/revolv3/README.md`.
 """
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain, count
@@ -31,7 +34,7 @@ from sources.common.columns import (
 from sources.common.dates import DateParseError, parse_timestamp_utc
 from sources.common.errors import BadRecordError, SyncError
 from sources.common.fields import decode_json
-from sources.common.http import make_rest_client
+from sources.common.http import RequestBudget, make_rest_client
 from sources.common.money import MoneyError, currency_exponent
 from sources.common.vendor import Vendor
 from sources.revolv3 import settings
@@ -46,9 +49,13 @@ from sources.revolv3.helpers import (
 
 MONEY = decimal()
 Window = tuple[date, date | None]  # lastUpdate days, both inclusive; None: open-ended
+# What the state says the loaded rows came from: a warehouse loaded from another list (the
+# classic one, before line items) is read in full once.
+ROWS_FROM = "v1"
 
 INVOICE_COLUMNS = columns(
     invoice_id=bigint(),
+    parent_invoice_id=bigint(),
     merchant_invoice_ref_id=text(),
     customer_id=text(),
     merchant_customer_ref_id=text(),
@@ -58,18 +65,26 @@ INVOICE_COLUMNS = columns(
     bin_number=text(),
     last4_digit=text(),
     invoice_status=text(),
+    invoice_status_enum=bigint(),
     currency=text(),
     subtotal=MONEY,
     tax=MONEY,
     total=MONEY,
     billing_date=day(),
     billing_date_text=text(),
+    subscription_id=bigint(),
+    installment_id=bigint(),
+    merchant_subscription_ref_id=text(),
+    network_transaction_id=text(),
+    eligibility_fail_reason=text(),
+    payment_method_id=text(),
+    last_update_date=timestamp(),
     amount_received=MONEY,
     amount_refunded=MONEY,
     last_attempt_status=text(),
     last_attempt_at=timestamp(),
     # An invoice met twice in one sync (a window read again) is merged as the copy read
-    # last: its detail was fetched later, so it is at least as new.
+    # last: it is at least as new.
     read_seq=read_order(),
 )
 NESTED_HINTS: dict[Any, Any] = {
@@ -85,6 +100,16 @@ NESTED_HINTS: dict[Any, Any] = {
             response_code=text(),
             response_message=text(),
             payment_method=text(),
+        )
+    },
+    "invoice_line_items": {
+        "columns": columns(
+            invoice_line_item_id=bigint(),
+            name=text(),
+            description=text(),
+            value=MONEY,
+            value_type=text(),
+            amount=MONEY,
         )
     },
 }
@@ -106,14 +131,37 @@ def decimal_json(response: Response, *args: Any, **kwargs: Any) -> Response:
     return response
 
 
-class Revolv3Paginator(PageNumberPaginator):
-    """1-based pages until an empty page (no metadata to trust), at most `max_pages` pages.
+class PageSizes:
+    """What the pages of one sync show about the server's page size.
 
-    `capped` says the last page read was the cap's and was not empty: more rows may follow.
-    `first_page` starts a query part-way (to read on from a page already read).
+    We ask for `asked` rows a page. A page of exactly that many shows the server honours it
+    (or serves that many anyway); one of more shows it does not. Only once honoured does a
+    short page prove the end of a list: a server that ignores `pageSize` (the seed documents
+    `page_size` and a default of 25) serves its own size, and its pages are short to us.
     """
 
-    def __init__(self, max_pages: int, first_page: int = 1) -> None:
+    def __init__(self, asked: int) -> None:
+        self.asked = asked
+        self.honoured: bool | None = None
+
+    def note(self, rows: list[Any]) -> None:
+        if len(rows) > self.asked:
+            self.honoured = False
+        elif len(rows) == self.asked and self.honoured is None:
+            self.honoured = True
+
+    def ends_list(self, rows: list[Any]) -> bool:
+        return not rows or (self.honoured is True and len(rows) < self.asked)
+
+
+class Revolv3Paginator(PageNumberPaginator):
+    """1-based pages until the list's end (`PageSizes.ends_list`), at most `max_pages` pages.
+
+    `capped` says the last page read was the cap's and not the list's end: more rows may
+    follow. `first_page` starts a query part-way (to read on from a page already read).
+    """
+
+    def __init__(self, max_pages: int, sizes: PageSizes, first_page: int = 1) -> None:
         super().__init__(
             base_page=1,
             page=first_page,
@@ -122,13 +170,21 @@ class Revolv3Paginator(PageNumberPaginator):
             maximum_page=max_pages + 1,
             stop_after_empty_page=True,
         )
+        self.sizes = sizes
         self.capped = False
+        self._ended = False
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         if not isinstance(response.json(), list):
             raise _malformed(response, f"expected a JSON array, got {response.text[:120]!r}")
+        rows = data or []
+        self.sizes.note(rows)
+        self._ended = self.sizes.ends_list(rows)
         super().update_state(response, data)
-        self.capped = bool(data) and not self.has_next_page
+        self.capped = not self._ended and not self.has_next_page
+
+    def _stop_after_this_page(self, data: list[Any] | None = None) -> bool:
+        return self._ended
 
 
 def _fetch_detail(client: RESTClient, invoice_id: int) -> dict[str, Any]:
@@ -164,20 +220,12 @@ def _check_currency(currency: str) -> str:
     return currency.upper()
 
 
-def _record(client: RESTClient, raw: dict[str, Any], currency: str) -> dict[str, Any]:
-    """The invoice as its detail shows it (fetched now, so never older than the list row)."""
-    invoice_id = invoice_id_of(raw)
-    detail = _fetch_detail(client, invoice_id)
-    return invoice_record({**raw, **detail}, detail, currency)
-
-
-def _bounded(window: Window) -> bool:
-    return window[1] is not None
-
-
-def _last_update(raw: dict[str, Any]) -> str:
-    """The v1 row's `lastUpdateDate` as sent (compared as text), checked to be a timestamp."""
+def _last_update(raw: dict[str, Any]) -> str | None:
+    """The row's `lastUpdateDate` as sent (compared as text), or None: the vendor's field list
+    does not show it, so a row may come without. One that is not a timestamp is an error."""
     value = raw.get("lastUpdateDate")
+    if value is None:
+        return None
     try:
         parse_timestamp_utc(value)
     except DateParseError as err:
@@ -187,6 +235,16 @@ def _last_update(raw: dict[str, Any]) -> str:
 
 def _day(stamp: str) -> date:
     return parse_timestamp_utc(stamp).date()
+
+
+def _bounded(window: Window) -> bool:
+    return window[1] is not None
+
+
+def _overlap(first: Window, second: Window) -> bool:
+    return (second[1] is None or first[0] <= second[1]) and (
+        first[1] is None or second[0] <= first[1]
+    )
 
 
 class _DayOverflow(Exception):
@@ -219,6 +277,14 @@ def _next_window_start(
     return start if previous is None else max(previous, start)
 
 
+def _pacing(per_second: float, budget: int, budget_seconds: float) -> dict[str, Any]:
+    """`make_rest_client`'s pacing arguments from the source settings (0 turns one off)."""
+    return {
+        "max_requests_per_second": per_second or None,
+        "request_budget": RequestBudget(budget, budget_seconds) if budget else None,
+    }
+
+
 @dlt.source(name="revolv3")
 def revolv3_source(
     base_url: str = dlt.config.value,
@@ -227,44 +293,53 @@ def revolv3_source(
     max_pages: int = settings.MAX_PAGES,
     currency: str = settings.DEFAULT_CURRENCY,
     overlap_days: int = settings.OVERLAP_DAYS,
+    max_requests_per_second: float = settings.MAX_REQUESTS_PER_SECOND,
+    request_budget: int = settings.REQUEST_BUDGET,
+    request_budget_seconds: float = settings.REQUEST_BUDGET_SECONDS,
 ) -> Any:
-    """All Revolv3 invoices of the merchant behind `token`, with their payment attempts.
+    """All Revolv3 invoices of the merchant behind `token`, with attempts and line items.
 
-    The first sync and `--full-refresh` read the classic list and every invoice's detail;
-    later syncs read only invoices whose `lastUpdateDate` moved (README: "Incremental sync").
+    The first sync and `--full-refresh` read the whole detailed list; later syncs only the
+    invoices whose `lastUpdateDate` moved (README: "Incremental sync"). Requests are paced to
+    `max_requests_per_second` and `request_budget` per `request_budget_seconds`.
     """
     currency = _check_currency(currency)
     overlap = timedelta(days=overlap_days)
     sequence = count(1)
-
-    def record(raw: dict[str, Any]) -> dict[str, Any]:
-        """The invoice with its detail, numbered in reading order (`read_seq`)."""
-        return {**_record(client, raw, currency), "read_seq": next(sequence)}
-
+    sizes = PageSizes(page_size)
     client = make_rest_client(
         base_url,
         auth=APIKeyAuth(name=settings.TOKEN_HEADER, api_key=token, location="header"),
         data_selector="$",
+        **_pacing(max_requests_per_second, request_budget, request_budget_seconds),
     )
 
-    def pages(
-        path: str, params: dict[str, Any], paginator: Revolv3Paginator
-    ) -> Iterator[list[Any]]:
+    def record(raw: dict[str, Any]) -> dict[str, Any]:
+        """The row as loaded, numbered in reading order (`read_seq`). A row without attempts
+        (`invoiceAttempts` null) takes them, and its other fields, from its detail: fetched
+        now, so never older than the row."""
+        if raw.get("invoiceAttempts") is None:
+            raw = {**raw, **_fetch_detail(client, invoice_id_of(raw))}
+        return {**invoice_record(raw, currency), "read_seq": next(sequence)}
+
+    def pages(params: dict[str, Any], paginator: Revolv3Paginator) -> Iterator[list[Any]]:
         return client.paginate(
-            path,
+            settings.LIST_PATH,
             params={"pageSize": page_size, **params},
             paginator=paginator,
             hooks={"response": [decimal_json]},
         )
 
-    def list_pages() -> Iterator[list[dict[str, Any]]]:
-        """Every list row, newest billing date first; a capped query goes on in an older window."""
+    def billed_pages() -> Iterator[list[dict[str, Any]]]:
+        """Every row, newest billing date first; a capped query goes on in an older window."""
         end: date | None = None
         while True:
-            paginator = Revolv3Paginator(max_pages)
+            paginator = Revolv3Paginator(max_pages, sizes)
             last: dict[str, Any] | None = None
-            params = {"endDate": end.isoformat()} if end else {}
-            for page in pages(settings.INVOICES_PATH, params, paginator):
+            params: dict[str, Any] = {"orderBy": settings.FULL_ORDER}
+            if end is not None:
+                params["billingEndDate"] = end.isoformat()
+            for page in pages(params, paginator):
                 rows = list(page)
                 last = rows[-1] if rows else last
                 yield rows
@@ -274,22 +349,24 @@ def revolv3_source(
 
     def catch_up(seen: set[int]) -> Iterator[list[dict[str, Any]]]:
         """Invoices billed while we read: they arrive at the top, so re-read until nothing new."""
-        for page in pages(settings.INVOICES_PATH, {}, Revolv3Paginator(max_pages)):
+        params = {"orderBy": settings.FULL_ORDER}
+        for page in pages(params, Revolv3Paginator(max_pages, sizes)):
             rows = [raw for raw in page if invoice_id_of(raw) not in seen]
             if not rows:
                 return
             yield rows
 
-    def changed_rows(start: date, sync_day: date) -> Iterator[tuple[dict[str, Any], str]]:
-        """(v1 row, its lastUpdateDate) for every invoice updated on or after `start`.
+    def changed_rows(start: date, sync_day: date) -> Iterator[dict[str, Any]]:
+        """Every row updated on or after `start`.
 
         One query in invoice id order normally. Past the page cap the window is split by day
-        and the halves read in turn; a bounded window that an invoice left while we paged
-        (its stamp moved past the window's end, so later rows shifted up one) is read again.
+        and the halves read in turn. An invoice met in two windows that do not overlap left
+        the first while we paged (later rows then shifted up one): the windows read that
+        overlap it are read again.
         """
         queue: list[Window] = [(start, None)]
-        met: dict[int, tuple[Window, str]] = {}
-        split: set[Window] = set()  # read past the cap: their halves are read in full anyway
+        met: dict[int, Window] = {}
+        done: list[Window] = []  # read to the end, not split
         rereads = 0
 
         def read_again() -> None:
@@ -302,9 +379,15 @@ def revolv3_source(
                     "run the sync again later, or with --full-refresh",
                 )
 
+        def left_from(window: Window) -> None:
+            for read in done:
+                if _bounded(read) and _overlap(read, window) and read not in queue:
+                    read_again()
+                    queue.append(read)
+
         while queue:
             window = queue.pop(0)
-            params = {
+            params: dict[str, Any] = {
                 "orderBy": settings.CHANGES_ORDER,
                 "lastUpdateStartDate": window[0].isoformat(),
             }
@@ -312,27 +395,31 @@ def revolv3_source(
                 params["lastUpdateEndDate"] = window[1].isoformat()
             first_page, catching_up = 1, False
             while True:
-                paginator = Revolv3Paginator(max_pages, first_page)
-                last_page, fresh = first_page, False
-                for number, page in enumerate(
-                    pages(settings.CHANGES_PATH, params, paginator), start=first_page
-                ):
-                    last_page = number if page else last_page
+                paginator = Revolv3Paginator(max_pages, sizes, first_page)
+                last_page, fresh, settled = first_page, False, False
+                for number, page in enumerate(pages(params, paginator), start=first_page):
+                    page_fresh = False
                     for raw in page:
-                        invoice_id, stamp = invoice_id_of(raw), _last_update(raw)
+                        invoice_id = invoice_id_of(raw)
                         left = met.get(invoice_id)
-                        moved = left is not None and left[1] != stamp
-                        fresh = fresh or left is None or moved
-                        if moved and _bounded(left[0]) and left[0] not in (*split, *queue):
-                            read_again()
-                            queue.append(left[0])  # it left that window while we paged
-                        met[invoice_id] = (window, stamp)
-                        yield raw, stamp
+                        if left is not None and not _overlap(left, window):
+                            left_from(left)
+                        page_fresh = page_fresh or left is None or not _overlap(left, window)
+                        met[invoice_id] = window
+                        yield raw
+                    last_page = number if page else last_page
+                    fresh = fresh or page_fresh
+                    # Reading on, a page with nothing new that is short of our size ends it
+                    # (a server that ignores our size may then show an invoice born during
+                    # this sync only to the next one, which reads it in its window).
+                    if catching_up and not page_fresh and len(page) < page_size:
+                        settled = True
+                        break
                 if paginator.capped:
-                    split.add(window)
                     queue[:0] = _split(window, sync_day)
                     break
-                if catching_up and not fresh:
+                if settled or (catching_up and not fresh):
+                    done.append(window)
                     break
                 # Invoices that joined while we paged land at the end (new ids), perhaps in
                 # the last page we read: read on from it until it brings nothing new.
@@ -340,38 +427,58 @@ def revolv3_source(
                     read_again()
                 first_page, catching_up = last_page, True
 
-    def full_read(recent: dict[str, str], sync_day: date) -> Iterator[list[dict[str, Any]]]:
-        """Every invoice with its detail, through the classic list.
+    def remembered(raw: dict[str, Any], recent: dict[str, str], since: date) -> bool:
+        """Whether this row is the one we loaded (same stamp); notes its stamp if `since`.
 
-        Before it, the stamps of the invoices updated inside the next incremental window are
-        noted: each detail is fetched after its stamp was read, so it is at least that new.
-        """
-        try:
-            for raw, stamp in changed_rows(sync_day - overlap, sync_day):
-                recent[str(invoice_id_of(raw))] = stamp
-        except _DayOverflow:
-            pass  # an invoice without a noted stamp is fetched again next time: only slower
+        A row without `lastUpdateDate` is never taken as loaded: it is loaded again."""
+        key, stamp = str(invoice_id_of(raw)), _last_update(raw)
+        if stamp is None:
+            recent.pop(key, None)
+            return False
+        if recent.get(key) == stamp:
+            return True
+        if _day(stamp) >= since:
+            recent[key] = stamp
+        return False
+
+    def unstamped_again(raw: dict[str, Any], loaded: dict[int, int]) -> bool:
+        """Whether this row has no stamp and is exactly a row this sync loaded already (met
+        again in a window read again or a catch-up read); notes it if not."""
+        if raw.get("lastUpdateDate") is not None:
+            return False
+        invoice_id, version = invoice_id_of(raw), hash(json.dumps(raw, sort_keys=True, default=str))
+        if loaded.get(invoice_id) == version:
+            return True
+        loaded[invoice_id] = version
+        return False
+
+    def full_read(recent: dict[str, str], sync_day: date) -> Iterator[list[dict[str, Any]]]:
+        """Every invoice, through the list by billing date, then a catch-up read.
+
+        The stamps of invoices updated inside the next incremental window are noted, so the
+        next sync need not load them again if they do not change."""
         seen: set[int] = set()  # rows met again (new invoices shift pages; window overlaps)
-        for rows in chain(list_pages(), catch_up(seen)):
+        for rows in chain(billed_pages(), catch_up(seen)):
             batch = []
             for raw in rows:
                 invoice_id = invoice_id_of(raw)
                 if invoice_id in seen:
                     continue
                 seen.add(invoice_id)
+                remembered(raw, recent, sync_day - overlap)
                 batch.append(record(raw))
             yield batch
 
     def changes_read(
         start: date, recent: dict[str, str], sync_day: date
     ) -> Iterator[list[dict[str, Any]]]:
-        """Invoices whose stamp differs from the one we loaded, with their details."""
+        """Rows whose stamp differs from the one we loaded, or that have none (once a sync
+        unless they changed)."""
         batch: list[dict[str, Any]] = []
-        for raw, stamp in changed_rows(start, sync_day):
-            key = str(invoice_id_of(raw))
-            if recent.get(key) == stamp:
-                continue  # loaded at this stamp already (overlap, split windows, re-reads)
-            recent[key] = stamp
+        unstamped: dict[int, int] = {}  # invoice id -> hash of the row without stamp loaded
+        for raw in changed_rows(start, sync_day):
+            if remembered(raw, recent, start) or unstamped_again(raw, unstamped):
+                continue  # loaded as it is already (overlap, split windows, re-reads)
             batch.append(record(raw))
             if len(batch) >= page_size:
                 yield batch
@@ -388,12 +495,15 @@ def revolv3_source(
     )
     def invoices() -> Iterator[list[dict[str, Any]]]:
         # State, committed by dlt with the load package (so only with data that landed):
-        # `window_start` (ISO day) of the next incremental read and `recent`, invoice id ->
-        # lastUpdateDate loaded, for invoices updated inside that window only.
+        # `window_start` (ISO day) of the next incremental read, `recent`, invoice id ->
+        # lastUpdateDate loaded, for invoices updated inside that window only, and
+        # `rows_from`, the list the loaded rows came from.
         state = dlt.current.resource_state()
         sync_day = datetime.now(UTC).date()
-        full = dlt.current.resource().write_disposition == "replace" or not state.get(
-            "window_start"
+        full = (
+            dlt.current.resource().write_disposition == "replace"
+            or not state.get("window_start")
+            or state.get("rows_from") != ROWS_FROM
         )
         previous = None if full else date.fromisoformat(state["window_start"])
         recent: dict[str, str] = {} if full else dict(state.get("recent") or {})
@@ -401,13 +511,14 @@ def revolv3_source(
             try:
                 yield from changes_read(previous, recent, sync_day)
             except _DayOverflow:
-                previous = None  # a day of changes the v1 list cannot reach: read everything
+                previous = None  # a day of changes the list cannot reach: read everything
         if previous is None:
             yield from full_read(recent, sync_day)
         latest = max(recent.values(), key=parse_timestamp_utc, default=None)
         start = _next_window_start(previous, latest, sync_day, overlap)
         state["window_start"] = start.isoformat()
         state["recent"] = {key: stamp for key, stamp in recent.items() if _day(stamp) >= start}
+        state["rows_from"] = ROWS_FROM
 
     return invoices
 

@@ -2,16 +2,26 @@
 
 Follows the vendor: `x-revolv3-token` auth; a bare JSON array with no paging metadata; 1-based
 `page`; camelCase `pageSize` (max 100, default 100), or, with `page_size_param="page_size"`, a
-server that ignores `pageSize` and uses its own `default_page_size` (25 in the seed);
-`startDate`/`endDate` on the billing date; billing date descending then invoiceId ascending;
-`billingDate` in the vendor's several formats; money as decimal numbers in major units
-("150.0000"); all seventeen statuses; the detail's `invoiceAttempts[]`; the v1 list with
-`lastUpdateStartDate`/`lastUpdateEndDate` (UTC days, inclusive), `orderBy`, the 1..`max_page`
-page cap and `lastUpdateDate` on each row, which moves with every change to the invoice
-(`last_update`); errors as `{"error", "message"}` (the 429 body is the vendor's).
+server that ignores `pageSize` and uses its own `default_page_size` (25 in the seed); billing
+date descending then invoiceId ascending; `billingDate` in the vendor's several formats; money
+as decimal numbers in major units ("150.0000"); all seventeen statuses; errors as
+`{"error", "message"}` (the 429 body is the vendor's).
+
+The classic list filters on `startDate`/`endDate` (billing date). The detailed v1 list (the
+vendor's recommended endpoint) filters on `billingStartDate`/`billingEndDate` and
+`lastUpdateStartDate`/`lastUpdateEndDate` (UTC days, inclusive; ISO or MM-DD-YYYY), takes
+`orderBy` as the vendor's integer enum or its (inferred) names, `lastAttemptOnly`, and caps
+`page` at 1..`max_page`; each of its rows carries `invoiceAttempts`, `invoiceLineItems`,
+`parentInvoiceId`, `currency`, `paymentMethod`, `invoiceStatusEnum` and the other v1 fields, and,
+per `last_update_date`, a `lastUpdateDate` that moves with every change to the invoice
+(`last_update`); the vendor's field list does not show it, so some rows go without. The detail
+(`/{id}`) is the v1 row without `lastUpdateDate`, its `invoiceAttempts` null when there are
+none (as in the vendor's example).
 
 Revolv3 has no drafts: draft invoices of the ledger are not served. A credit from the
-customer's balance shows as a smaller subtotal (Revolv3 charges what is left).
+customer's balance shows as a smaller subtotal (Revolv3 charges what is left) and as a
+`Discount` line item. Line items are the ledger's lines; Revolv3 documents no sub-lines, so a
+line's sub-lines are not served (its value is their sum).
 """
 
 from __future__ import annotations
@@ -65,6 +75,20 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
+# `orderBy` on the v1 list: the vendor documents the integer enum 1, 2, 3; the names are inferred.
+ORDER_BY = {1: "BillingDate", 2: "LastUpdateDate", 3: "InvoiceId"}
+# `invoiceStatusEnum` is documented as 1..19 without names: these numbers are the emulator's own
+# (the seventeen statuses in the order of the vendor notes), never interpreted by the source.
+# fmt: off
+_VENDOR_ORDER = (
+    "Paid", "Void", "Pending", "Recycle", "Noncollectable", "Failed", "Refund", "MerchantPaid",
+    "MerchantCancelled", "OneTimePaymentPending", "PartialRefund", "BatchPending",
+    "CapturePending", "RefundPending", "RefundDeclined", "RefundFailed", "RetryPending",
+)
+# fmt: on
+STATUS_ENUM = {name: number for number, name in enumerate(_VENDOR_ORDER, start=1)}
+LAST_UPDATE_DATES = ("all", "mixed", "none")  # which v1 rows carry `lastUpdateDate`
+CREDIT_LINE = "Customer balance credit"
 # Several Revolv3 statuses describe the same ledger state; the invoice number picks one.
 _OPEN_UNTRIED = ("Pending", "OneTimePaymentPending", "BatchPending", "CapturePending")
 _OPEN_FAILED = ("Failed", "Recycle", "RetryPending")
@@ -125,6 +149,18 @@ def last_update(inv: Invoice) -> datetime:
     return max(moment for moment in moments if moment is not None)
 
 
+def _order_by(request: Request) -> int:
+    """The v1 list's `orderBy`: a number of the enum or its name, as ASP.NET binds an enum."""
+    raw = (request.arg("orderBy") or "").strip()
+    if not raw:
+        return 1
+    by_name = {name.lower(): number for number, name in ORDER_BY.items()}
+    number = int(raw) if raw.isdigit() else by_name.get(raw.lower())
+    if number not in ORDER_BY:
+        raise BadRequest(f"The value '{raw}' is not valid for OrderBy.")
+    return number
+
+
 def _parse_filter_date(name: str, value: str) -> date:
     """startDate/endDate as ISO (YYYY-MM-DD) or as in the seed's example (MM-DD-YYYY)."""
     try:
@@ -147,8 +183,15 @@ class Revolv3Emulator(Emulator):
         page_size_param: str = "pageSize",
         default_page_size: int = 100,
         max_page: int = 1000,
+        last_update_date: str = "mixed",
+        null_attempts: int = 0,
     ) -> None:
+        """`last_update_date`: which v1 rows carry `lastUpdateDate` ("all", "none", or "mixed":
+        all but every third invoice). `null_attempts`: every n-th invoice's v1 row sends
+        `invoiceAttempts: null` (0: none does), so the source must ask its detail."""
         super().__init__(ledger, faults)
+        if last_update_date not in LAST_UPDATE_DATES:
+            raise ValueError(f"last_update_date is one of {LAST_UPDATE_DATES}")
         if date_format not in (*DATE_FORMATS, "mixed"):
             raise ValueError(f"date_format is one of {sorted(DATE_FORMATS)} or 'mixed'")
         if page_size_param not in ("pageSize", "page_size"):
@@ -158,6 +201,8 @@ class Revolv3Emulator(Emulator):
         self.page_size_param = page_size_param
         self.default_page_size = default_page_size
         self.max_page = max_page
+        self.last_update_date = last_update_date
+        self.null_attempts = null_attempts
         self.route("GET", "/api/Invoices/v1", "list_v1", self.list_invoices_v1)
         self.route("GET", "/api/Invoices", "list", self.list_invoices)
         self.route("GET", r"/api/Invoices/(?P<invoice_id>\d+)", "detail", self.get_invoice)
@@ -183,39 +228,38 @@ class Revolv3Emulator(Emulator):
     # -- routes --------------------------------------------------------------------------
 
     def list_invoices(self, request: Request) -> Response:
-        return self._page(request, self._served(request), lambda inv: self.render(inv))
+        invoices = self._served(request, "startDate", "endDate")
+        return self._page(request, invoices, self.render)
 
     def list_invoices_v1(self, request: Request) -> Response:
-        invoices = self._served(request)
+        order = _order_by(request)
         start, end = request.arg("lastUpdateStartDate"), request.arg("lastUpdateEndDate")
-        if start:
-            since = _parse_filter_date("lastUpdateStartDate", start)
-            invoices = [inv for inv in invoices if last_update(inv).date() >= since]
-        if end:
-            until = _parse_filter_date("lastUpdateEndDate", end)
-            invoices = [inv for inv in invoices if last_update(inv).date() <= until]
-        order = request.arg("orderBy") or "BillingDate"
-        if order == "LastUpdateDate":
-            invoices = sorted(invoices, key=lambda inv: (last_update(inv), _number(inv.id)))
-        elif order == "InvoiceId":
-            invoices = sorted(invoices, key=lambda inv: _number(inv.id))
-        elif order != "BillingDate":
-            raise BadRequest(f"orderBy must be BillingDate, LastUpdateDate or InvoiceId: {order}")
-        return self._page(request, invoices, self.render_v1)
+        since = _parse_filter_date("lastUpdateStartDate", start) if start else None
+        until = _parse_filter_date("lastUpdateEndDate", end) if end else None
+
+        def changed_and_ordered() -> list[Invoice]:
+            invoices = [
+                inv
+                for inv in self._served(request, "billingStartDate", "billingEndDate")
+                if (since is None or last_update(inv).date() >= since)
+                and (until is None or last_update(inv).date() <= until)
+            ]
+            if order == 2:
+                return sorted(invoices, key=lambda inv: (last_update(inv), _number(inv.id)))
+            if order == 3:
+                return sorted(invoices, key=lambda inv: _number(inv.id))
+            return invoices  # BillingDate: as served
+
+        key = ("revolv3-v1", self._filters(request, "billingStartDate", "billingEndDate"))
+        invoices = self.ledger.memo((*key, order, since, until), changed_and_ordered)
+        last_only = (request.arg("lastAttemptOnly") or "").lower() == "true"
+        return self._page(request, invoices, lambda inv: self.render_v1(inv, last_only))
 
     def get_invoice(self, request: Request, invoice_id: str) -> Response:
         invoice = self.ledger.get(f"{self.ledger.id_prefix}inv_{int(invoice_id):05d}")
         if invoice is None or invoice.status == DRAFT:
             return self.error_body(404, f"Invoice {invoice_id} not found")
-        return Response.json(
-            200,
-            {
-                **self.render(invoice),
-                "invoiceAttempts": [
-                    self._attempt(inv_txn, invoice) for inv_txn in self._attempts(invoice)
-                ],
-            },
-        )
+        return Response.json(200, self.render_detail(invoice))
 
     def _page(self, request: Request, invoices: list[Invoice], render: Any) -> Response:
         page = int_arg(request, "page", 1, 1, self.max_page)
@@ -223,24 +267,40 @@ class Revolv3Emulator(Emulator):
         rows = invoices[(page - 1) * size : page * size]
         return Response.json(200, [render(inv) for inv in rows])
 
-    def _served(self, request: Request) -> list[Invoice]:
-        """Non-draft invoices matching the filters, billing date descending then id ascending."""
-        start, end = request.arg("startDate"), request.arg("endDate")
-        since = _parse_filter_date("startDate", start) if start else None
-        until = _parse_filter_date("endDate", end) if end else None
-        customer = request.arg("merchantCustomerRefId")
-        number = request.arg("merchantInvoiceRefId")
-        result = [
-            inv
-            for inv in self.ledger.snapshot()
-            if inv.status != DRAFT
-            and (since is None or inv.issue_date >= since)
-            and (until is None or inv.issue_date <= until)
-            and (customer is None or inv.customer.id == customer)
-            and (number is None or inv.number == number)
-        ]
-        by_id = sorted(result, key=lambda inv: _number(inv.id))
-        return sorted(by_id, key=lambda inv: inv.issue_date, reverse=True)
+    @staticmethod
+    def _filters(request: Request, start_name: str, end_name: str) -> tuple:
+        return (
+            request.arg(start_name),
+            request.arg(end_name),
+            request.arg("merchantCustomerRefId"),
+            request.arg("merchantInvoiceRefId") if start_name == "startDate" else None,
+        )
+
+    def _served(self, request: Request, start_name: str, end_name: str) -> list[Invoice]:
+        """Non-draft invoices matching the filters, billing date descending then id ascending.
+
+        The lists differ in their billing-date filters' names (`startDate`/`endDate`, v1's
+        `billingStartDate`/`billingEndDate`); each ignores the other's, as the vendor ignores
+        parameters it does not know. Only the classic list filters on `merchantInvoiceRefId`.
+        """
+        start, end, customer, number = self._filters(request, start_name, end_name)
+        since = _parse_filter_date(start_name, start) if start else None
+        until = _parse_filter_date(end_name, end) if end else None
+
+        def compute() -> list[Invoice]:
+            result = [
+                inv
+                for inv in self.ledger.snapshot()
+                if inv.status != DRAFT
+                and (since is None or inv.issue_date >= since)
+                and (until is None or inv.issue_date <= until)
+                and (customer is None or inv.customer.id == customer)
+                and (number is None or inv.number == number)
+            ]
+            by_id = sorted(result, key=lambda inv: _number(inv.id))
+            return sorted(by_id, key=lambda inv: inv.issue_date, reverse=True)
+
+        return self.ledger.memo(("revolv3", since, until, customer, number), compute)
 
     # -- rendering -----------------------------------------------------------------------
 
@@ -267,8 +327,80 @@ class Revolv3Emulator(Emulator):
             "customerLastName": last or None,
         }
 
-    def render_v1(self, inv: Invoice) -> dict[str, Any]:
-        return {**self.render(inv), "lastUpdateDate": _attempt_date(last_update(inv))}
+    def render_v1(self, inv: Invoice, last_attempt_only: bool = False) -> dict[str, Any]:
+        """The detailed list's row: the classic fields, the v1 fields, attempts, line items."""
+        number = _number(inv.id)
+        attempts = [self._attempt(txn, inv) for txn in self._attempts(inv)]
+        row = {
+            **self._detailed(inv),
+            "invoiceAttempts": attempts[-1:] if last_attempt_only else attempts,
+        }
+        if self.null_attempts and number % self.null_attempts == 0:
+            row["invoiceAttempts"] = None
+        if self.last_update_date == "all" or (self.last_update_date == "mixed" and number % 3):
+            row["lastUpdateDate"] = _attempt_date(last_update(inv))
+        return row
+
+    def render_detail(self, inv: Invoice) -> dict[str, Any]:
+        """`GET /api/Invoices/{id}`: every attempt, null when there is none (vendor's example)."""
+        attempts = [self._attempt(txn, inv) for txn in self._attempts(inv)]
+        return {**self._detailed(inv), "invoiceAttempts": attempts or None}
+
+    def _detailed(self, inv: Invoice) -> dict[str, Any]:
+        number = _number(inv.id)
+        first, _, last = inv.customer.name.partition(" ")
+        settled = [t for t in self._attempts(inv) if t.status == SETTLED]
+        return {
+            **self.render(inv),
+            "parentInvoiceId": None,  # the ledger keeps refunds on the invoice they refund
+            "paymentMethod": {
+                "paymentMethodId": int(inv.customer.id.rsplit("_", 1)[-1]),
+                "merchantPaymentMethodRefId": None,
+                "billingFirstName": first,
+                "billingLastName": last or None,
+                "billingAddress": None,
+                "paymentMethodAchDetails": None,
+                "paymentMethodCreditCardDetails": None,
+            },
+            "subscriptionId": number // 10 + 1 if inv.kind == "recurring" else None,
+            "installmentId": None,
+            "eligibilityFailReason": None,
+            "merchantSubscriptionRefId": None,
+            "networkTransactionId": f"ntw_{settled[-1].id}" if settled else None,
+            # The vendor's example sends null: the merchant's settlement currency then applies.
+            "currency": None if number % 5 == 0 else inv.currency,
+            "invoiceStatusEnum": STATUS_ENUM[revolv3_status(inv)],
+            "invoiceLineItems": self._line_items(inv),
+        }
+
+    def _line_items(self, inv: Invoice) -> list[dict[str, Any]]:
+        """The ledger's lines (their sub-lines summed in them), then any credit as a discount:
+        they add up to the subtotal served. Half the invoices send `valueType` null, as the
+        vendor's example does for plain charges."""
+        number = _number(inv.id)
+        items = [
+            {
+                "invoiceId": number,
+                "invoiceLineItemId": number * 100 + n,
+                "name": line.name,
+                "description": line.description,
+                "value": self._money(inv, line.amount),
+                "valueType": None if number % 2 else "Standard",
+            }
+            for n, line in enumerate(inv.lines, start=1)
+        ]
+        if inv.credits:
+            items.append(
+                {
+                    "invoiceId": number,
+                    "invoiceLineItemId": number * 100 + 99,
+                    "name": CREDIT_LINE,
+                    "description": "Applied from the customer's balance",
+                    "value": self._money(inv, inv.credits),
+                    "valueType": "Discount",
+                }
+            )
+        return items
 
     @staticmethod
     def _attempts(inv: Invoice) -> list[Transaction]:

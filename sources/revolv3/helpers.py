@@ -1,4 +1,5 @@
-"""Turning Revolv3 list rows and invoice attempts into the records we load.
+"""Turning Revolv3's detailed list rows (with their attempts and line items) into the records
+we load.
 
 Exact money (JSON numbers decoded as Decimal, never float), billing dates in every format the
 vendor's examples show and nothing else, canonical statuses, clear errors naming the invoice.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sources.common.errors import BadRecordError
 from sources.common.fields import FieldError, decimal_value, enum, utc_timestamp, whole_number
+from sources.common.money import MoneyError, currency_exponent
 from sources.revolv3 import settings
 
 SOURCE = "revolv3"
@@ -107,23 +109,52 @@ def invoice_id_of(raw: Any) -> int:
     return value
 
 
-def invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) -> dict[str, Any]:
-    """The loaded form of one invoice (list row + its detail); BadRecordError names it."""
+def invoice_record(raw: dict[str, Any], currency: str) -> dict[str, Any]:
+    """The loaded form of one v1 row (its `invoiceAttempts` filled in from the detail when the
+    list sent none); `currency` applies where the row sends none. BadRecordError names it."""
     invoice_id = raw.get("invoiceId") if isinstance(raw, dict) else None
     try:
-        return _invoice_record(raw, detail, currency)
+        return _invoice_record(raw, currency)
     except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise BadRecordError(SOURCE, invoice_id, str(err)) from None
 
 
-def _invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) -> dict[str, Any]:
-    attempts_raw = detail.get("invoiceAttempts")
-    if attempts_raw is not None and not isinstance(attempts_raw, list):
-        raise FieldError(f"invoiceAttempts is not a list: {attempts_raw!r:.120}")
-    attempts = [_attempt(a) for a in attempts_raw or []]
+def _currency(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise FieldError(f"currency is not text: {value!r}")
+    try:
+        currency_exponent(value)
+    except MoneyError as err:
+        raise FieldError(f"currency: {err}") from None
+    return value.upper()
+
+
+def _payment_method_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FieldError(f"paymentMethod is not an object: {value!r:.120}")
+    return _text(value.get("paymentMethodId"))
+
+
+def _list_of(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FieldError(f"{field} is not a list: {value!r:.120}")
+    return value
+
+
+def _invoice_record(raw: dict[str, Any], default_currency: str) -> dict[str, Any]:
+    attempts = [_attempt(a) for a in _list_of(raw.get("invoiceAttempts"), "invoiceAttempts")]
     received, refunded = _money_in(attempts)
+    currency = _currency(raw.get("currency"), default_currency)
+    lines = line_items(_list_of(raw.get("invoiceLineItems"), "invoiceLineItems"), currency)
     return {
         "invoice_id": raw["invoiceId"],
+        "parent_invoice_id": whole_number(raw.get("parentInvoiceId"), "parentInvoiceId"),
         "merchant_invoice_ref_id": _text(raw.get("merchantInvoiceRefId")),
         "customer_id": _text(raw.get("customerId")),
         "merchant_customer_ref_id": _text(raw.get("merchantCustomerRefId")),
@@ -133,13 +164,21 @@ def _invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) 
         "bin_number": _text(raw.get("binNumber")),
         "last4_digit": _text(raw.get("last4Digit")),
         "invoice_status": enum(raw.get("invoiceStatus"), settings.INVOICE_STATUSES, "status"),
+        "invoice_status_enum": whole_number(raw.get("invoiceStatusEnum"), "invoiceStatusEnum"),
         "currency": currency,
         "subtotal": decimal_value(raw.get("subtotal"), "subtotal", required=True),
         "tax": decimal_value(raw.get("tax"), "tax", required=True),
         "total": decimal_value(raw.get("total"), "total", required=True),
         "billing_date": parse_billing_date(raw.get("billingDate")),
         "billing_date_text": raw.get("billingDate"),
-        # Derived from the detail's attempts: Revolv3 sends no amount paid or due.
+        "subscription_id": whole_number(raw.get("subscriptionId"), "subscriptionId"),
+        "installment_id": whole_number(raw.get("installmentId"), "installmentId"),
+        "merchant_subscription_ref_id": _text(raw.get("merchantSubscriptionRefId")),
+        "network_transaction_id": _text(raw.get("networkTransactionId")),
+        "eligibility_fail_reason": _text(raw.get("eligibilityFailReason")),
+        "payment_method_id": _payment_method_id(raw.get("paymentMethod")),
+        "last_update_date": utc_timestamp(raw.get("lastUpdateDate"), "lastUpdateDate"),
+        # Derived from the attempts: Revolv3 sends no amount paid or due.
         "amount_received": received,
         "amount_refunded": refunded,
         "last_attempt_status": attempts[-1]["invoice_attempt_status"] if attempts else None,
@@ -147,7 +186,46 @@ def _invoice_record(raw: dict[str, Any], detail: dict[str, Any], currency: str) 
             (a["invoice_attempt_date"] for a in attempts if a["invoice_attempt_date"]), default=None
         ),
         "invoice_attempts": attempts,
+        "invoice_line_items": lines,
     }
+
+
+def _line_item(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or raw.get("invoiceLineItemId") is None:
+        raise FieldError(f"a line item without an id: {str(raw)[:120]}")
+    value_type = raw.get("valueType")
+    if value_type is not None:
+        value_type = enum(value_type, settings.LINE_VALUE_TYPES, "line item valueType")
+    return {
+        "invoice_line_item_id": whole_number(raw["invoiceLineItemId"], "invoiceLineItemId"),
+        "name": _text(raw.get("name")),
+        "description": _text(raw.get("description")),
+        "value": decimal_value(raw.get("value"), "invoiceLineItems.value", required=True),
+        "value_type": value_type,
+    }
+
+
+def line_items(raw_items: list[Any], currency: str) -> list[dict[str, Any]]:
+    """The invoice's line items, each with `amount`: what it adds to the subtotal.
+
+    A charge (`Standard`, `PriceOverride`, or no type, as the vendor's example sends) adds its
+    value; a `Discount` or `FinalDiscount` takes it off; a `DiscountPercentage` takes that
+    percentage of the invoice's charges off, rounded half up to the currency's minor unit (the
+    vendor's example: 19% of 1.09 is 0.21).
+    """
+    lines = [_line_item(item) for item in raw_items]
+    charges = sum(
+        (line["value"] for line in lines if line["value_type"] not in settings.LINE_DISCOUNTS),
+        Decimal(0),
+    )
+    minor = Decimal(1).scaleb(-currency_exponent(currency))
+    for line in lines:
+        kind, value = line["value_type"], line["value"]
+        if kind == settings.LINE_PERCENTAGE:
+            line["amount"] = -(charges * value / 100).quantize(minor, ROUND_HALF_UP)
+        else:
+            line["amount"] = -value if kind in settings.LINE_DISCOUNTS else value
+    return lines
 
 
 def error_message(body: Any) -> str | None:

@@ -90,6 +90,9 @@ class Faults:
 
     latency: float = 0.0  # seconds added to every request
     rate_limit: float | None = None  # requests per second before 429
+    # At most this many requests admitted in any this many seconds (a rolling window, such as
+    # Revolv3's 20,000 in 15 minutes) before 429, whose Retry-After says when one drops out.
+    budget: tuple[int, float] | None = None
     fault_rate: float = 0.0  # chance of a random fault on any request
     queued: deque = field(default_factory=deque)  # faults for the next requests, in order
     seed: int = 0
@@ -99,6 +102,7 @@ class Faults:
         self._tokens = self.rate_limit or 0.0
         self._stamp = time.monotonic()
         self._down_until = 0.0
+        self._admitted: deque[float] = deque()  # monotonic times, inside the budget's window
         self._lock = threading.Lock()
 
     def inject(self, *kinds: str) -> None:
@@ -124,19 +128,37 @@ class Faults:
         return None
 
     def retry_after(self) -> int | None:
-        """None when a request may go ahead, else whole seconds until one may (token bucket)."""
-        if not self.rate_limit:
+        """None when a request may go ahead, else whole seconds until one may (a token bucket
+        for `rate_limit`, a rolling window for `budget`)."""
+        if not self.rate_limit and self.budget is None:
             return None
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(
-                self.rate_limit, self._tokens + (now - self._stamp) * self.rate_limit
-            )
-            self._stamp = now
-            if self._tokens >= 1:
+            spent = self._budget_spent(now)
+            if spent is not None:
+                return spent
+            if self.rate_limit:
+                self._tokens = min(
+                    self.rate_limit, self._tokens + (now - self._stamp) * self.rate_limit
+                )
+                self._stamp = now
+                if self._tokens < 1:
+                    return max(1, math.ceil((1 - self._tokens) / self.rate_limit))
                 self._tokens -= 1
-                return None
-            return max(1, math.ceil((1 - self._tokens) / self.rate_limit))
+            if self.budget is not None:
+                self._admitted.append(now)
+            return None
+
+    def _budget_spent(self, now: float) -> int | None:
+        """Seconds until the budget's window has room again, or None if it has now."""
+        if self.budget is None:
+            return None
+        requests, seconds = self.budget
+        while self._admitted and self._admitted[0] <= now - seconds:
+            self._admitted.popleft()
+        if len(self._admitted) < requests:
+            return None
+        return max(1, math.ceil(self._admitted[0] + seconds - now))
 
 
 Handler = Callable[..., Response]

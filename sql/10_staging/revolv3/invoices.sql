@@ -55,6 +55,7 @@ SELECT
         AS updated_at,
     m.billing_date_text AS vendor_billing_date,
     m.merchant_legal_name,
+    CAST(m.parent_invoice_id AS VARCHAR) AS parent_invoice_id,
     CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded,
     m._dlt_load_id AS load_id
 FROM mapped AS m;
