@@ -61,6 +61,7 @@ def test_contract_column_names_match_the_published_list() -> None:
         "ar_summary": "source, currency, open_count, outstanding, overdue_count, overdue, "
         "paid_count, paid, draft_count, void_count",
         "ar_aging": "source, currency, aging_bucket, invoice_count, amount_due",
+        "ar_trend": "source, currency, as_of, outstanding, overdue, open_count, overdue_count",
     }
     for view, names in published.items():
         assert list(contract.VIEWS[view]) == names.split(", ")
