@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         help="table for people, csv or json for scripts (amounts exact)",
     )
 
+    report = commands.add_parser("report", help="write the AR figures as one HTML page")
+    report.add_argument("--db", default=DEFAULT_DB, type=Path)
+    report.add_argument("--as-of", type=_as_of, default=None, metavar="YYYY-MM-DD")
+    report.add_argument(
+        "--out", default=Path("ar-report.html"), type=Path, help="default ar-report.html"
+    )
+
     sandbox = commands.add_parser("sandbox", help="serve the vendor emulators until interrupted")
     sandbox.add_argument("--port", type=int, default=None, help="port (default 8765)")
     return parser
@@ -86,6 +93,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(summary.render(args.db, args.as_of, args.format))
     except summary.SummaryError as err:
         return _fail(str(err))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import ReportError, write_report
+
+    try:
+        print(write_report(args.db, args.out, args.as_of))
+    except ReportError as err:
+        _fail(str(err))
+        return err.exit_status
     return 0
 
 
@@ -125,6 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"demo": cmd_demo, "sync": cmd_sync, "summary": cmd_summary, "sandbox": cmd_sandbox}
+    handler["report"] = cmd_report
     try:
         return handler[args.command](args)
     except ViewBuildError as err:

@@ -91,6 +91,7 @@ def test_cli_commands_and_options() -> None:
         ["sync", "meteroid"],
         ["summary", "--db", "x", "--as-of", "2026-01-31"],
         ["sandbox", "--port", "0"],
+        ["report", "--db", "x", "--as-of", "2026-01-31", "--out", "r.html"],
     ):
         parser.parse_args(argv)
 
