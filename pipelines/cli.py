@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         help="table for people, csv or json for scripts (amounts exact)",
     )
 
+    report = commands.add_parser("report", help="write the AR figures as one HTML page")
+    report.add_argument("--db", default=DEFAULT_DB, type=Path)
+    report.add_argument("--as-of", type=_as_of, default=None, metavar="YYYY-MM-DD")
+    report.add_argument(
+        "--out", default=Path("ar-report.html"), type=Path, help="default ar-report.html"
+    )
+
     sandbox = commands.add_parser("sandbox", help="serve the vendor emulators until interrupted")
     sandbox.add_argument("--port", type=int, default=None, help="port (default 8765)")
     return parser
@@ -171,6 +178,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.failed_runs(data.runs) else EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import ReportError, write_report
+
+    try:
+        print(write_report(args.db, args.out, args.as_of))
+    except ReportError as err:
+        _say(str(err))
+        return err.exit_status
+    return EXIT_OK
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from pipelines.sandbox import DEFAULT_PORT, build_emulators, serve
 
@@ -209,7 +227,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
 
 
-HANDLERS = {"demo": cmd_demo, "sync": cmd_sync, "summary": cmd_summary, "sandbox": cmd_sandbox}
+HANDLERS = {
+    "demo": cmd_demo,
+    "sync": cmd_sync,
+    "summary": cmd_summary,
+    "report": cmd_report,
+    "sandbox": cmd_sandbox,
+}
 SYNCING = {"demo", "sync"}
 
 

@@ -88,6 +88,15 @@ AR_AGING = {
     "invoice_count": "BIGINT",
     "amount_due": TOTAL,
 }
+AR_TREND = {
+    "source": "VARCHAR",
+    "currency": "VARCHAR",
+    "as_of": "DATE",
+    "outstanding": TOTAL,
+    "overdue": TOTAL,
+    "open_count": "BIGINT",
+    "overdue_count": "BIGINT",
+}
 
 # Columns a vendor's staging invoices may add for the data checks (NULL where not sent):
 # credits applied, refunds, the amount due exactly as the vendor reported it (before it is
@@ -148,10 +157,12 @@ VIEWS = {
     "ar_paid": AR_INVOICE,
     "ar_summary": AR_SUMMARY,
     "ar_aging": AR_AGING,
+    "ar_trend": AR_TREND,
     "data_checks": DATA_CHECKS,
 }
 MACROS = {
     "ar_summary_at": AR_SUMMARY,
     "ar_aging_at": AR_AGING,
     "ar_overdue_at": AR_INVOICE,
+    "ar_trend_at": AR_TREND,
 }

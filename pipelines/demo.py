@@ -12,6 +12,7 @@ import duckdb
 from pipelines import summary
 from pipelines.progress import Progress
 from pipelines.registry import VENDORS
+from pipelines.report import DEFAULT_OUT, ReportError, write_report
 from pipelines.sandbox import build_emulators, environment, serve
 from pipelines.sync import sync
 from pipelines.warehouse import DEMO_MARKER, Warehouse, check_writable_location, made_by_demo
@@ -90,4 +91,8 @@ def run_demo(db_path: Path, say: Callable[[str], None] = print) -> bool:
     say(summary.render(db_path))
     say("")
     say(check_against_truth(db_path, emulators))
+    try:
+        say(f"AR report: {write_report(db_path, db_path.parent / DEFAULT_OUT)}")
+    except ReportError as err:
+        raise DemoError(str(err)) from None
     return ok

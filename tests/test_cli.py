@@ -85,6 +85,9 @@ def test_demo_runs_and_matches_ground_truth(tmp_path: Path) -> None:
     assert "Check: billing.ar_summary equals the sandbox's ground truth" in run.stdout
     for name in VENDORS:
         assert f"{name}: synced in" in run.stdout
+    report = (tmp_path / "ar-report.html").resolve()
+    assert run.stdout.rstrip().endswith(f"AR report: {report}")
+    assert "Accounts receivable" in report.read_text(encoding="utf-8")
     # a second demo run reuses its own file; it refuses a database it did not make
     other = tmp_path / "mine.duckdb"
     import duckdb

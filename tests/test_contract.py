@@ -61,6 +61,7 @@ def test_contract_column_names_match_the_published_list() -> None:
         "ar_summary": "source, currency, open_count, outstanding, overdue_count, overdue, "
         "paid_count, paid, draft_count, void_count",
         "ar_aging": "source, currency, aging_bucket, invoice_count, amount_due",
+        "ar_trend": "source, currency, as_of, outstanding, overdue, open_count, overdue_count",
     }
     for view, names in published.items():
         assert list(contract.VIEWS[view]) == names.split(", ")
@@ -90,6 +91,7 @@ def test_cli_commands_and_options() -> None:
         ["sync", "meteroid"],
         ["summary", "--db", "x", "--as-of", "2026-01-31"],
         ["sandbox", "--port", "0"],
+        ["report", "--db", "x", "--as-of", "2026-01-31", "--out", "r.html"],
     ):
         parser.parse_args(argv)
 

@@ -1,0 +1,32 @@
+-- billing.ar_trend_at(as_of): outstanding and overdue per source and currency at the 12
+-- month-ends before `as_of` and at `as_of` itself, each from billing.ar_summary_at(that day),
+-- so the trend is exactly as right as the point-in-time macros are.
+-- Portable SQL: the 13 days come from a recursive CTE (no DuckDB-only generate_series or
+-- last_day), and the macro is read with a LATERAL join, as a set-returning function is on
+-- PostgreSQL. A month-end is the first of a month less one day, so February and 30-day
+-- months come out right, and `as_of` on a month-end is not counted twice.
+CREATE OR REPLACE MACRO billing.ar_trend_at(as_of) AS TABLE
+WITH RECURSIVE months_back(n) AS (
+    SELECT 0
+    UNION ALL
+    SELECT n + 1 FROM months_back WHERE n < 11
+), days(day) AS (
+    SELECT CAST(as_of AS DATE)
+    UNION ALL
+    SELECT CAST(
+        CAST(date_trunc('month', CAST(as_of AS DATE)) AS DATE)
+            - n * INTERVAL '1 month' - INTERVAL '1 day'
+        AS DATE
+    )
+    FROM months_back
+)
+SELECT
+    s.source,
+    s.currency,
+    d.day AS as_of,
+    s.outstanding,
+    s.overdue,
+    s.open_count,
+    s.overdue_count
+FROM days AS d
+CROSS JOIN LATERAL billing.ar_summary_at(d.day) AS s;
