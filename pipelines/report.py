@@ -30,6 +30,7 @@ import duckdb
 from pipelines.contract import AGING_BUCKETS
 from pipelines.runs import last_runs
 from pipelines.summary import _cell
+from pipelines.warehouse import WarehouseError, connect_read_only
 
 DEFAULT_OUT = "ar-report.html"
 DSO_WINDOW_DAYS = 90
@@ -145,18 +146,10 @@ ORDER BY "check", source, invoice_id
 
 
 def _open(db_path: Path) -> duckdb.DuckDBPyConnection:
-    if not db_path.exists():
-        raise ReportError(
-            f"no database at {db_path}: run `invoice-sync sync` or `invoice-sync demo`"
-        )
     try:
-        return duckdb.connect(str(db_path), read_only=True)
-    except duckdb.Error as err:
-        reason = str(err).strip().splitlines()[0]
-        raise ReportError(
-            f"cannot open {db_path} as a DuckDB warehouse ({reason}); pass --db with the file "
-            "`invoice-sync sync` writes"
-        ) from None
+        return connect_read_only(db_path)
+    except WarehouseError as err:
+        raise ReportError(str(err)) from None
 
 
 def _trend(con: duckdb.DuckDBPyConnection, day: str) -> list[tuple] | None:
@@ -410,7 +403,7 @@ def notices(data: ReportData) -> str:
                 "empty until then.",
             )
         )
-    for source, last_success, status, *_, error in data.runs:
+    for source, last_success, status, *_, error, _ in data.runs:
         if status != "failed":
             continue
         since = (
@@ -666,7 +659,7 @@ def syncs_section(runs: Sequence[tuple]) -> str:
     if not runs:
         return '<p class="muted">No syncs recorded in <code>billing.sync_runs</code>.</p>'
     rows = []
-    for source, last_success, status, requests, new, changed, error in runs:
+    for source, last_success, status, requests, new, changed, error, _ in runs:
         css = "ok" if status == "succeeded" else "failed"
         rows.append(
             f"<tr{_data(source=source, status=status)}><td>{_e(source)}</td>"

@@ -301,7 +301,7 @@ def test_values_from_the_database_are_escaped(tmp_path: Path) -> None:
         trend=[(hostile, "USD", date(2026, 6, 30), Decimal("10.5"), Decimal("10.5"), 1, 1)],
         customers=[("USD", hostile, "c1", hostile, 1, Decimal("10.5"), 120)],
         checks=[("unknown_status", hostile, "inv-1", f"vendor status {hostile}")],
-        runs=[(hostile, None, "failed", 1, None, None, f"{hostile}: HTTP 401")],
+        runs=[(hostile, None, "failed", 1, None, None, f"{hostile}: HTTP 401", None)],
     )
     html = render_html(data, hostile, datetime(2026, 6, 30, 12, tzinfo=UTC))
     assert "<script" not in html
@@ -427,7 +427,7 @@ def test_report_command_prints_the_path_it_wrote(warehouse: Path, tmp_path: Path
     ("case", "message"),
     [
         ("missing", "no database at"),
-        ("not-duckdb", "cannot open"),
+        ("not-duckdb", "is not a DuckDB database"),
         ("no-views", "has no billing views yet: run `invoice-sync sync` first"),
         ("unwritable", "cannot write the report to"),
     ],
