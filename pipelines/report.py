@@ -404,7 +404,7 @@ def notices(data: ReportData) -> str:
             )
         )
     for source, last_success, status, *_, error, _ in data.runs:
-        if status != "failed":
+        if status == "succeeded":
             continue
         since = (
             f"Its figures are those of its last successful sync, {_e(_moment(last_success))}."
@@ -414,7 +414,9 @@ def notices(data: ReportData) -> str:
         out.append(
             _notice(
                 "bad",
-                f"<strong>The last sync of {_e(source)} failed:</strong> {_e(error)}. {since}",
+                f"<strong>The last sync of {_e(source)} "
+                f"{'was interrupted' if status == 'interrupted' else 'failed'}:</strong> "
+                f"{_e(error)}. {since}",
             )
         )
     if data.checks:
