@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default=Path("ar-report.html"), type=Path, help="default ar-report.html"
     )
 
+    query = commands.add_parser(
+        "query", help="run one SQL statement over the warehouse, read-only, and print its rows"
+    )
+    query.add_argument("sql", help='e.g. "SELECT * FROM billing.ar_summary"')
+    query.add_argument("--db", default=DEFAULT_DB, type=Path)
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
     sandbox = commands.add_parser("sandbox", help="serve the vendor emulators until interrupted")
     sandbox.add_argument("--port", type=int, default=None, help="port (default 8765)")
     return parser
@@ -189,6 +196,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from pipelines.query import QueryError, render, run_query
+
+    try:
+        columns, rows = run_query(args.db, args.sql)
+    except QueryError as err:
+        raise UsageError(str(err)) from None
+    print(render(columns, rows, args.format))
+    return EXIT_OK
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from pipelines.sandbox import DEFAULT_PORT, build_emulators, serve
 
@@ -232,6 +250,7 @@ HANDLERS = {
     "sync": cmd_sync,
     "summary": cmd_summary,
     "report": cmd_report,
+    "query": cmd_query,
     "sandbox": cmd_sandbox,
 }
 SYNCING = {"demo", "sync"}

@@ -70,6 +70,11 @@ Measured with `benchmarks/performance.py` (README, "Performance"):
   most of the merge (`MergeOfRowsStagedOnce`; a 200,000-invoice load went from 33 s to 10 s).
   Rows staged twice are, and a load job run again after a crash no longer doubles invoices
   (`MergeOfRowsStagedAgain`).
+
+Replacing dlt code is pinned to the dlt release it was written for (`DLT_CHECKED`, and the
+pin in pyproject.toml): each replacement is made only if the dlt functions it replaces or
+builds on still have the source they had then (`DLT_CODE`); otherwise dlt's own code runs,
+with one warning, and `tests/test_tuning.py` fails until the replacement is checked again.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ import contextlib
 import ctypes
 import functools
 import gc
+import hashlib
+import inspect
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -326,10 +333,13 @@ def use_duckdb_merge_jobs() -> None:
     stop a load job that runs out of memory at once (`LoadJobOutOfMemory`).
 
     The same shape as dlt's own clients that need their own merge SQL (mssql, dremio). The
-    root-row fix is to be reported upstream, then removed.
+    root-row fix is to be reported upstream, then removed. Each replacement is made only if
+    the dlt code it replaces or builds on is still what it was written for (`DLT_CODE`).
     """
-    DuckDbClient.create_table_chain_completed_followup_jobs = _duckdb_followup_jobs  # type: ignore[method-assign,assignment]
-    DuckDbClient.create_load_job = _duckdb_load_job  # type: ignore[method-assign]
+    if dlt_code_unchanged("merge jobs"):
+        DuckDbClient.create_table_chain_completed_followup_jobs = _duckdb_followup_jobs  # type: ignore[method-assign,assignment]
+    if dlt_code_unchanged("out-of-memory load jobs"):
+        DuckDbClient.create_load_job = _duckdb_load_job  # type: ignore[method-assign]
 
 
 _DLT_GET_TYPE_HINTS = dlt.common.validation.get_type_hints
@@ -360,7 +370,8 @@ def validate_with_type_hints_cached() -> None:
     Meteroid sync (16.6 s against 17.2 s, four interleaved pairs), all of it on dlt's main
     thread, which holds the interpreter lock that the extract workers' conversions wait for.
     """
-    dlt.common.validation.get_type_hints = _type_hints_once  # type: ignore[assignment]
+    if dlt_code_unchanged("type hints looked up once"):
+        dlt.common.validation.get_type_hints = _type_hints_once  # type: ignore[assignment]
 
 
 class LoadJobOutOfMemory(DestinationTerminalException):
@@ -557,9 +568,59 @@ def settings_lookups_unlogged() -> Iterator[None]:
     of 49 (1 MiB each), and 20 MB more memory when the load began.
     """
     traces = get_resolved_traces()
-    logging = traces.logging_enabled
+    logging = getattr(traces, "logging_enabled", None)
+    if logging is None:  # a dlt that keeps no such log, or calls it otherwise
+        yield
+        return
     traces.logging_enabled = False
     try:
         yield
     finally:
         traces.logging_enabled = logging
+
+
+# -- what the replacements of dlt code above were written for ---------------------------------
+
+DLT_CHECKED = "1.31.0"  # the dlt release they were written and measured against (pyproject)
+
+
+def _dlt_code() -> dict[str, tuple[Callable[..., Any], ...]]:
+    """Per replacement, the dlt functions it replaces or whose behaviour it builds on: the
+    originals, captured at import, before any replacement."""
+    return {
+        "merge jobs": (
+            _DLT_FOLLOWUP_JOBS,
+            SqlMergeFollowupJob.gen_merge_sql.__func__,  # type: ignore[attr-defined]
+            SqlMergeFollowupJob.gen_select_from_dedup_sql.__func__,  # type: ignore[attr-defined]
+        ),
+        "out-of-memory load jobs": (_DLT_LOAD_JOB,),
+        "type hints looked up once": (dlt.common.validation.validate_dict,),
+    }
+
+
+# sha256 of each function's source in dlt 1.31.0, first 16 hex digits
+DLT_CODE = {
+    "merge jobs": ("302eb44819bcf276", "a56e54aeeccca15d", "b8886bb330f93b2f"),
+    "out-of-memory load jobs": ("67f01df5f4e950e2",),
+    "type hints looked up once": ("7e0b389b42c1f659",),
+}
+_warned: set[str] = set()
+
+
+def source_digest(function: Callable[..., Any]) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+
+
+def dlt_code_unchanged(replacement: str) -> bool:
+    """Whether the dlt code `replacement` was written for is what is installed; if not, says
+    so once, and the caller leaves dlt's own code in place."""
+    found = tuple(source_digest(function) for function in _dlt_code()[replacement])
+    if found == DLT_CODE[replacement]:
+        return True
+    if replacement not in _warned:
+        _warned.add(replacement)
+        logger.warning(
+            f"dlt {dlt.__version__} changed code that invoice-sync replaces ({replacement}, "
+            f"written for dlt {DLT_CHECKED}): using dlt's own (pipelines/tuning.py)"
+        )
+    return False

@@ -113,3 +113,25 @@ def test_sync_refuses_to_load_real_accounts_into_the_demos_database(tmp_path) ->
         f"invoice-sync: {db} is the demo's database (sandbox invoices); refusing to load "
         "meteroid into it: pass --db with another file for real accounts"
     )
+
+
+def test_query_reads_the_warehouse_after_the_install(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(METEROID, invoices=30)
+    sb.sync_ok()
+    sql = "SELECT source, currency, outstanding FROM billing.ar_summary ORDER BY ALL"
+    expected = sb.query(sql)
+    shown = run_cli(["query", sql, "--db", str(sb.db), "--format", "csv"], cli_env(), tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "source,currency,outstanding"
+    assert lines[1:] == [f"{s},{c},{o}" for s, c, o in expected]  # exact decimals
+    table = run_cli(["query", sql, "--db", str(sb.db)], cli_env(), tmp_path)
+    assert table.stdout.splitlines()[-1] == f"({len(expected)} rows)"
+    for statement, reason in [
+        ("SELECT nope FROM billing.ar_summary", "Binder Error"),
+        ("DELETE FROM billing.sync_runs", "read-only"),
+    ]:
+        refused = run_cli(["query", statement, "--db", str(sb.db)], cli_env(), tmp_path)
+        assert refused.returncode == 2
+        [line] = stderr_lines(refused.stderr)
+        assert line.startswith("invoice-sync: the query failed: ") and reason in line

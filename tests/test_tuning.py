@@ -584,3 +584,32 @@ def test_sandbox_lists_are_sorted_again_only_after_a_change() -> None:
     ledger.create_invoices(2)
     assert len(ledger.memo("ids", ordered)) == 22
     assert len(computed) == 2
+
+
+def test_every_replacement_of_dlt_code_matches_the_installed_dlt() -> None:
+    """Fails when dlt changes under a replacement: check the replacement against the new dlt
+    code, then update `DLT_CODE` and `DLT_CHECKED` (and the pin in pyproject.toml)."""
+    import dlt as installed
+
+    assert installed.__version__ == tuning.DLT_CHECKED
+    for replacement, digests in tuning.DLT_CODE.items():
+        found = tuple(tuning.source_digest(f) for f in tuning._dlt_code()[replacement])
+        assert found == digests, f"dlt changed the code behind {replacement}"
+
+
+def test_changed_dlt_code_is_left_in_place_with_one_warning(monkeypatch) -> None:
+    from dlt.destinations.impl.duckdb.duck import DuckDbClient
+
+    warnings: list[str] = []
+    monkeypatch.setattr(tuning.logger, "warning", warnings.append)
+    monkeypatch.setattr(DuckDbClient, "create_load_job", tuning._DLT_LOAD_JOB)
+    monkeypatch.setitem(tuning.DLT_CODE, "out-of-memory load jobs", ("0" * 16,))
+    monkeypatch.setattr(tuning, "_warned", set())
+    tuning.use_duckdb_merge_jobs()
+    tuning.use_duckdb_merge_jobs()
+    assert DuckDbClient.create_load_job is tuning._DLT_LOAD_JOB  # dlt's own
+    assert DuckDbClient.create_table_chain_completed_followup_jobs is tuning._duckdb_followup_jobs
+    assert warnings == [
+        f"dlt {tuning.dlt.__version__} changed code that invoice-sync replaces (out-of-memory "
+        f"load jobs, written for dlt {tuning.DLT_CHECKED}): using dlt's own (pipelines/tuning.py)"
+    ]

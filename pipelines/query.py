@@ -1,0 +1,77 @@
+"""`invoice-sync query "SQL"`: read the published warehouse without installing DuckDB's CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from pipelines.warehouse import connect_read_only, first_line
+
+
+class QueryError(RuntimeError):
+    """The query could not run; the message is DuckDB's first line."""
+
+
+def run_query(db_path: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
+    """(column names, rows) of `sql` over the published warehouse, opened read-only."""
+    con = connect_read_only(db_path)
+    try:
+        cursor = con.execute(sql)
+        if cursor.description is None:
+            return [], []
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    except duckdb.Error as err:
+        raise QueryError(f"the query failed: {first_line(err)}") from None
+    finally:
+        con.close()
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)  # Decimal's str is exact
+
+
+def render(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_text(v) for v in row] for row in rows)
+        return out.getvalue().rstrip("\n")
+    if fmt == "json":
+        return json.dumps(
+            [
+                {
+                    c: _text(v) if isinstance(v, Decimal | date | datetime) else v
+                    for c, v in zip(columns, row, strict=True)
+                }
+                for row in rows
+            ],
+            indent=2,
+            default=str,
+        )
+    cells = [[_text(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [
+        bool(rows) and all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows)
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    shown = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
+    noun = "row" if len(rows) == 1 else "rows"
+    return "\n".join([*shown, f"({len(rows)} {noun})"])
