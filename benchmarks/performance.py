@@ -50,6 +50,7 @@ LEAST_SPEEDUP = 5.0  # against rest_api_source
 MOST_PEAK_MB = 400
 MOST_VIEWS_SHARE = 0.02  # of the full sync's time
 LEAST_PACED_SHARE = 0.85  # of the rate limit, for paginators fetching pages in parallel
+MOST_PUBLISH_SHARE = 0.10  # issue #33: publishing the warehouse, of the sync it ends
 
 
 # -- the sandbox, in its own process ---------------------------------------------------------
@@ -279,17 +280,46 @@ class Measured(NamedTuple):
     rows: int
     peak: float
     by_phase: dict[str, float]
+    # seconds the sync spent publishing its warehouse, and the published file's bytes
+    publish_seconds: float = 0.0
+    published_bytes: int = 0
+
+
+def time_publications(into: list[Any]) -> None:
+    """Keep each publication (seconds, bytes) of the syncs this process runs in `into`."""
+    import pipelines.sync
+
+    publish = pipelines.sync.publish
+
+    def timed(warehouse: Any) -> Any:
+        publication = publish(warehouse)
+        into.append(publication)
+        return publication
+
+    pipelines.sync.publish = timed
 
 
 def _child(fn: Callable, vendor: str, settings: dict[str, str], work: Path, out: Any) -> None:
     memory = PeakMemory()
     mark_phases(memory)
+    publications: list[Any] = []
+    if fn is invoice_sync:
+        time_publications(publications)
     memory.start()
     started = time.perf_counter()
     rows = fn(vendor, settings, work)
     seconds = time.perf_counter() - started
     peak = memory.peak
-    out.send(Measured(seconds, rows, peak, memory.by_phase))
+    out.send(
+        Measured(
+            seconds,
+            rows,
+            peak,
+            memory.by_phase,
+            sum(p.seconds for p in publications),
+            sum(p.bytes for p in publications),
+        )
+    )
 
 
 def measure(fn: Callable, vendor: str, settings: dict[str, str], work: Path) -> Measured:
@@ -381,6 +411,12 @@ def benchmark(vendor: str, invoices: int, alternative: bool) -> Run:
                 for view, s in views.items()
             )
             print(f"  views over the result: {', '.join(shares)}")
+            for label, run in (("full", full), ("1% changed", incremental)):
+                print(
+                    f"  publishing after the {label} sync: {run.publish_seconds:.2f}s "
+                    f"({run.publish_seconds / run.seconds:.1%} of it), "
+                    f"{run.published_bytes / 1e6:,.0f} MB copied"
+                )
     finally:
         sandbox.close()
     return Run(vendor, invoices, base, rest, full, incremental, views)
@@ -461,6 +497,13 @@ def target_lines(runs: list[Run], rates: list[RateRun]) -> list[str]:
         lines.append(
             f"{at}: slowest view {share:.2%} of the full sync (under {MOST_VIEWS_SHARE:.0%}): "
             f"{_verdict(share < MOST_VIEWS_SHARE)}"
+        )
+        publishing = max(
+            sync.publish_seconds / sync.seconds for sync in (run.full, run.incremental)
+        )
+        lines.append(
+            f"{at}: publishing at most {publishing:.1%} of a sync (under "
+            f"{MOST_PUBLISH_SHARE:.0%}; issue #33): {_verdict(publishing < MOST_PUBLISH_SHARE)}"
         )
     for vendor in dict.fromkeys(run.vendor for run in runs):
         sizes = sorted((run for run in runs if run.vendor == vendor), key=lambda run: run.invoices)

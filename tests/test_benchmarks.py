@@ -59,6 +59,8 @@ def test_performance_benchmark_measures_all_three() -> None:
         "3. invoice-sync full",
         "1% changed",
         "views over the result",
+        "publishing after the full sync: ",
+        "publishing after the 1% changed sync: ",
     ):
         assert label in run.stdout
     lines = run.stdout.splitlines()
@@ -68,14 +70,14 @@ def test_performance_benchmark_measures_all_three() -> None:
     assert all(50 < int(phase.split()[-2].replace(",", "")) < 4000 for phase in phases)
     verdicts = lines[lines.index("issue #9's targets, as far as this run can judge them:") + 1 :]
     assert [line.split(": ")[0].strip() for line in verdicts] == [
-        *["meteroid, 150"] * 4,  # floor ratio, rest_api_source, peak, views
+        *["meteroid, 150"] * 5,  # floor ratio, rest_api_source, peak, views, publishing
         "meteroid, paced",
     ]
     assert all(line.endswith((": met", ": NOT met")) for line in verdicts)
 
 
 def _measured(seconds: float, peak: float) -> performance.Measured:
-    return performance.Measured(seconds, 1000, peak, {})
+    return performance.Measured(seconds, 1000, peak, {}, seconds / 20, 10**8)
 
 
 def _run_of(vendor: str, invoices: int, full_seconds: float, peak: float) -> performance.Run:
@@ -109,6 +111,9 @@ def test_targets_are_judged_on_the_measured_figures() -> None:
     assert "meteroid, 200,000: slowest view 1.50% of the full sync (under 2%): met" in lines
     assert "meteroid: peak 253 MB at 200,000 against 245 MB at 20,000 (no more): NOT met" in lines
     assert "exsited: peak 241 MB at 200,000 against 241 MB at 20,000 (no more): met" in lines
+    assert (
+        "meteroid, 20,000: publishing at most 5.0% of a sync (under 10%; issue #33): met" in lines
+    )
     assert (
         "meteroid, paced: 86.8% of the limit (at least 85%), at most 25 in one second "
         "(at most 25), 0 answered 429 (none): met"
