@@ -75,9 +75,8 @@ class SourceResult:
     # batches of pages converted, and how many of them record by record (the slow way)
     batches: int = 0
     record_batches: int = 0
-
-    interrupted: bool = False
-    views_failed: bool = False
+    interrupted: bool = False  # by SIGINT or SIGTERM
+    views_failed: bool = False  # its data loaded, but the views could not be rebuilt
 
     @property
     def ok(self) -> bool:
@@ -98,7 +97,8 @@ class SourceResult:
             return f"{self.vendor}: synced in {self.seconds:.1f}s ({loaded or 'no changes'})"
         c = self.counts
         return (
-            f"{self.vendor}: synced in {self.seconds:.1f}s with {self.requests} requests: "
+            f"{self.vendor}: synced in {self.seconds:.1f}s with {self.requests} "
+            f"request{'' if self.requests == 1 else 's'}: "
             f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged invoices ({c.total} in all)"
             f"{self._slow_path()}"
         )
