@@ -30,6 +30,8 @@ from pathlib import Path
 import duckdb
 from dlt.common.runtime import signals
 
+from pipelines.tuning import warehouse_connection
+
 DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 DEFAULT_LOCK_WAIT = 600.0  # seconds a sync waits for another sync of the same warehouse
 LOCK_POLL = 0.5  # seconds between attempts to take the lock
@@ -250,8 +252,10 @@ def publish(warehouse: Warehouse) -> Publication:
     place and a stale copy that the next publication overwrites.
     """
     started = time.monotonic()
-    with duckdb.connect(str(warehouse.working)) as con:
+    with warehouse_connection(warehouse.working) as con:  # under the sync's memory cap
         con.execute("CHECKPOINT")
+    if warehouse.working.with_name(warehouse.working.name + ".wal").exists():
+        raise WarehouseError(f"{warehouse.working} kept a write-ahead log after a checkpoint")
     staged = warehouse.staged_copy
     with warehouse.working.open("rb") as source, staged.open("wb") as target:
         shutil.copyfileobj(source, target, 16 * 2**20)
