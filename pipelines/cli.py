@@ -22,6 +22,15 @@ import duckdb
 from dlt.common.runtime import signals
 
 from pipelines import summary
+from pipelines.destinations import (
+    DEFAULT_DESTINATION,
+    DESTINATION_KEY,
+    DESTINATIONS,
+    DatabaseError,
+    Destination,
+    DuckDBDestination,
+    resolve,
+)
 from pipelines.progress import Progress, log_in_one_line_per_record
 from pipelines.registry import VENDORS
 from pipelines.sync import (
@@ -65,6 +74,23 @@ def _package_version() -> str:
         return "unknown"
 
 
+def _add_destination(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--db",
+        default=None,
+        type=Path,
+        help=f"DuckDB file (default {DEFAULT_DB}); for --destination duckdb",
+    )
+    command.add_argument(
+        "--destination",
+        choices=DESTINATIONS,
+        default=None,
+        help=f"where the warehouse is (default {DEFAULT_DESTINATION}, or {DESTINATION_KEY} in "
+        ".dlt/config.toml); credentials as dlt reads them, e.g. "
+        "DESTINATION__POSTGRES__CREDENTIALS",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invoice-sync",
@@ -82,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("sync", help="sync sources from their APIs, then rebuild the views")
     run.add_argument("sources", nargs="*", metavar="SOURCE", help=f"any of: {', '.join(VENDORS)}")
-    run.add_argument("--db", default=DEFAULT_DB, type=Path)
+    _add_destination(run)
     run.add_argument(
         "--full-refresh", action="store_true", help="re-read everything and replace what is stored"
     )
@@ -97,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     show = commands.add_parser("summary", help="outstanding, overdue and paid, and aging")
-    show.add_argument("--db", default=DEFAULT_DB, type=Path)
+    _add_destination(show)
     show.add_argument("--as-of", type=_as_of, default=None, metavar="YYYY-MM-DD")
     show.add_argument(
         "--format",
@@ -107,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     report = commands.add_parser("report", help="write the AR figures as one HTML page")
-    report.add_argument("--db", default=DEFAULT_DB, type=Path)
+    _add_destination(report)
     report.add_argument("--as-of", type=_as_of, default=None, metavar="YYYY-MM-DD")
     report.add_argument(
         "--out", default=Path("ar-report.html"), type=Path, help="default ar-report.html"
@@ -117,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         "query", help="run one SQL statement over the warehouse, read-only, and print its rows"
     )
     query.add_argument("sql", help='e.g. "SELECT * FROM billing.ar_summary"')
-    query.add_argument("--db", default=DEFAULT_DB, type=Path)
+    _add_destination(query)
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     sandbox = commands.add_parser("sandbox", help="serve the vendor emulators until interrupted")
@@ -139,6 +165,14 @@ def _lock_wait(given: float | None) -> float:
         raise UsageError(
             f"invoice_sync.lock_wait is not a number of seconds: {configured!r}"
         ) from None
+
+
+def _warehouse(args: argparse.Namespace) -> Path | Destination:
+    """The warehouse a command names: the DuckDB file's path as given, or the destination."""
+    destination = resolve(args.destination, args.db, DEFAULT_DB)
+    if isinstance(destination, DuckDBDestination):
+        return args.db if args.db is not None else Path(DEFAULT_DB)
+    return destination
 
 
 def _refuse_real_accounts_in_demo(db: Path, vendors: list) -> None:
@@ -168,10 +202,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
             "no source is configured: set SOURCES__<NAME>__BASE_URL and its "
             "credentials (see README), or try `invoice-sync demo`"
         )
-    _refuse_real_accounts_in_demo(args.db, vendors)
+    warehouse = _warehouse(args)
+    if not isinstance(warehouse, Destination):
+        _refuse_real_accounts_in_demo(warehouse, vendors)
     results = sync(
         vendors,
-        args.db,
+        warehouse,
         full_refresh=args.full_refresh,
         progress=Progress(quiet=args.quiet),
         lock_wait=_lock_wait(args.wait),
@@ -180,8 +216,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    data = summary.fetch(args.db, args.as_of)
-    print(summary.render_data(data, args.db, args.as_of, args.format))
+    warehouse = _warehouse(args)
+    data = summary.fetch(warehouse, args.as_of)
+    print(summary.render_data(data, warehouse, args.as_of, args.format))
     return EXIT_FAILED if summary.failed_runs(data.runs) else EXIT_OK
 
 
@@ -189,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipelines.report import ReportError, write_report
 
     try:
-        print(write_report(args.db, args.out, args.as_of))
+        print(write_report(_warehouse(args), args.out, args.as_of))
     except ReportError as err:
         _say(str(err))
         return err.exit_status
@@ -200,7 +237,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from pipelines.query import QueryError, render, run_query
 
     try:
-        columns, rows = run_query(args.db, args.sql)
+        columns, rows = run_query(_warehouse(args), args.sql)
     except QueryError as err:
         raise UsageError(str(err)) from None
     print(render(columns, rows, args.format))
@@ -283,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except ViewBuildError as err:
         _say(f"{err}; the previous views were kept")
+        return EXIT_FAILED
+    except DatabaseError as err:
+        _say(f"the warehouse failed: {err}")
         return EXIT_FAILED
     except (OSError, duckdb.Error) as err:
         if disk := disk_full(err):

@@ -1,4 +1,5 @@
-"""`invoice-sync query "SQL"`: read the published warehouse without installing DuckDB's CLI."""
+"""`invoice-sync query "SQL"`: read the published warehouse without installing DuckDB's CLI
+(or a PostgreSQL warehouse without psql), read-only, in the warehouse's own SQL dialect."""
 
 from __future__ import annotations
 
@@ -9,24 +10,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
-
-from pipelines.warehouse import connect_read_only, first_line
+from pipelines.destinations import DATABASE_ERRORS, Destination, open_read_only
+from pipelines.warehouse import first_line
 
 
 class QueryError(RuntimeError):
-    """The query could not run; the message is DuckDB's first line."""
+    """The query could not run; the message is the database's first line."""
 
 
-def run_query(db_path: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of `sql` over the published warehouse, opened read-only."""
-    con = connect_read_only(db_path)
+def run_query(db_path: str | Path | Destination, sql: str) -> tuple[list[str], list[tuple]]:
+    """(column names, rows) of `sql` over the published warehouse, opened read-only (or over
+    the destination given, in a read-only transaction)."""
+    con = open_read_only(db_path)
     try:
         cursor = con.execute(sql)
         if cursor.description is None:
             return [], []
         return [d[0] for d in cursor.description], cursor.fetchall()
-    except duckdb.Error as err:
+    except DATABASE_ERRORS as err:
         raise QueryError(f"the query failed: {first_line(err)}") from None
     finally:
         con.close()

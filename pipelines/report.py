@@ -24,13 +24,13 @@ from html import escape
 from importlib import metadata
 from pathlib import Path
 from string import Template
-
-import duckdb
+from typing import Any
 
 from pipelines.contract import AGING_BUCKETS
+from pipelines.destinations import MISSING_OBJECT, Destination, describe, open_read_only
 from pipelines.runs import last_runs
 from pipelines.summary import _cell
-from pipelines.warehouse import WarehouseError, connect_read_only
+from pipelines.warehouse import WarehouseError
 
 DEFAULT_OUT = "ar-report.html"
 DSO_WINDOW_DAYS = 90
@@ -145,14 +145,14 @@ ORDER BY "check", source, invoice_id
 """
 
 
-def _open(db_path: Path) -> duckdb.DuckDBPyConnection:
+def _open(db_path: Path | Destination) -> Any:
     try:
-        return connect_read_only(db_path)
+        return open_read_only(db_path)
     except WarehouseError as err:
         raise ReportError(str(err)) from None
 
 
-def _trend(con: duckdb.DuckDBPyConnection, day: str) -> list[tuple] | None:
+def _trend(con: Any, day: str) -> list[tuple] | None:
     """ar_trend_at's rows, or None for a warehouse whose views predate it (asked first: a
     failed query would abort the transaction)."""
     [(built,)] = con.execute(
@@ -162,9 +162,10 @@ def _trend(con: duckdb.DuckDBPyConnection, day: str) -> list[tuple] | None:
     return con.execute(TREND_SQL, [day]).fetchall() if built else None
 
 
-def read_warehouse(db_path: str | Path, as_of: date | None = None) -> ReportData:
+def read_warehouse(db_path: str | Path | Destination, as_of: date | None = None) -> ReportData:
     """Everything the page shows, read from the `billing` views in one transaction."""
-    db_path = Path(db_path)
+    if not isinstance(db_path, Destination):
+        db_path = Path(db_path)
     day = as_of or date.today()
     params = [day.isoformat()]
     con = _open(db_path)
@@ -176,9 +177,9 @@ def read_warehouse(db_path: str | Path, as_of: date | None = None) -> ReportData
         checks = con.execute(CHECKS_SQL).fetchall()
         trend = _trend(con, params[0])
         runs = last_runs(con)  # last: [] where no sync ran, after a query that failed
-    except duckdb.CatalogException:
+    except MISSING_OBJECT:
         raise ReportError(
-            f"{db_path} has no billing views yet: run `invoice-sync sync` first"
+            f"{describe(db_path)} has no billing views yet: run `invoice-sync sync` first"
         ) from None
     finally:
         con.close()
@@ -860,8 +861,8 @@ def _write(out: Path, page: str) -> Path:
 
 
 def write_report(
-    db_path: str | Path, out: str | Path = DEFAULT_OUT, as_of: date | None = None
+    db_path: str | Path | Destination, out: str | Path = DEFAULT_OUT, as_of: date | None = None
 ) -> Path:
     """Read the warehouse, write the page to `out`; returns the page's absolute path."""
     data = read_warehouse(db_path, as_of)
-    return _write(Path(out), render_html(data, str(db_path), datetime.now(UTC)))
+    return _write(Path(out), render_html(data, describe(db_path), datetime.now(UTC)))

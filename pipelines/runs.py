@@ -9,6 +9,9 @@ that wrote any data its row is computed from); no other invoice can have changed
 an hourly sync costs what it loaded, not what the warehouse holds: hashing every invoice
 before and after each sync was, at 200,000 Exsited invoices, the peak of a 1%-changed sync.
 A sync that fails counts nothing; the next one that succeeds counts what both loaded.
+
+The digest is DuckDB's 64-bit `hash()` of the row there, and on PostgreSQL the `md5` of the
+row's text (the same contract columns, cast alike); the queries are otherwise the same SQL.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import duckdb
+from typing import Any
 
 from pipelines.contract import INVOICES
+from pipelines.destinations import MISSING_OBJECT, Destination, dialect_of
 from pipelines.tuning import warehouse_connection
 
 RUNS_DDL = """
@@ -69,6 +72,18 @@ DIGESTS_SCHEMA = "_invoice_sync"
 # row hashes alike from `billing.invoices` and from its staging view; two different rows
 # share one with a chance of 2^-64.
 DIGEST = "hash({})".format(", ".join(f"CAST({name} AS {kind})" for name, kind in INVOICES.items()))
+# PostgreSQL: the md5 of the row of those columns as text (NULL and '' are told apart)
+POSTGRES_DIGEST = "md5(CAST(ROW({}) AS TEXT))".format(
+    ", ".join(f"CAST({name} AS {kind})" for name, kind in INVOICES.items())
+)
+DIGESTS = {"duckdb": (DIGEST, "UBIGINT"), "postgres": (POSTGRES_DIGEST, "TEXT")}
+
+
+def _connect(db_path: str | Path | Destination) -> Any:
+    """The sync's connection: to the DuckDB file at a path, or to the destination."""
+    if isinstance(db_path, Destination):
+        return db_path.connect()
+    return warehouse_connection(db_path)
 
 
 def _digests_table(source: str) -> str:
@@ -79,15 +94,17 @@ def _staging_invoices(source: str) -> str:
     return f'staging."{source}_invoices"'
 
 
-def keep_digests(db_path: str | Path, source: str) -> None:
+def keep_digests(db_path: str | Path | Destination, source: str) -> None:
     """Make sure `source` has a digest table to count the next sync's changes against.
 
     Made once: from the invoices already in the warehouse, with no load named (so the next
     sync compares every invoice once), or empty before the first sync.
     """
-    with warehouse_connection(db_path) as con:
+    digest, digest_type = DIGESTS[dialect_of(db_path)]
+    with _connect(db_path) as con:
         exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
             [DIGESTS_SCHEMA, f"digests_{source}"],
         ).fetchone()
         if exists == (1,):
@@ -96,26 +113,31 @@ def keep_digests(db_path: str | Path, source: str) -> None:
         table = _digests_table(source)
         try:
             con.execute(
-                f"CREATE TABLE {table} AS SELECT invoice_id, {DIGEST} AS digest, "
+                f"CREATE TABLE {table} AS SELECT invoice_id, {digest} AS digest, "
                 "CAST(NULL AS VARCHAR) AS load_id FROM billing.invoices WHERE source = ?",
                 [source],
             )
-        except duckdb.CatalogException:  # no views yet: every invoice will be new
+        except MISSING_OBJECT:  # no views yet: every invoice will be new
             con.execute(
-                f"CREATE TABLE {table} (invoice_id VARCHAR, digest UBIGINT, load_id VARCHAR)"
+                f"CREATE TABLE {table} (invoice_id VARCHAR, digest {digest_type}, load_id VARCHAR)"
             )
 
 
-def count_changes(db_path: str | Path, source: str, full_refresh: bool) -> InvoiceCounts:
+def count_changes(
+    db_path: str | Path | Destination, source: str, full_refresh: bool
+) -> InvoiceCounts:
     """New, changed and unchanged invoices of `source` since they were last counted; the
     digests then describe the warehouse as it is. Run after the views are built."""
     table = _digests_table(source)
-    with warehouse_connection(db_path) as con:
+    digest, _ = DIGESTS[dialect_of(db_path)]
+    with _connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
-        [(newest,)] = con.execute(f"SELECT max(CAST(load_id AS DOUBLE)) FROM {table}").fetchall()
-        since = "" if newest is None else f"WHERE CAST(load_id AS DOUBLE) > {newest!r}"
+        [(newest,)] = con.execute(
+            f"SELECT max(CAST(load_id AS DOUBLE PRECISION)) FROM {table}"
+        ).fetchall()
+        since = "" if newest is None else f"WHERE CAST(load_id AS DOUBLE PRECISION) > {newest!r}"
         con.execute(
-            f"CREATE TEMP TABLE loaded AS SELECT invoice_id, {DIGEST} AS digest, load_id "
+            f"CREATE TEMP TABLE loaded AS SELECT invoice_id, {digest} AS digest, load_id "
             f"FROM {_staging_invoices(source)} {since}"
         )
         new, changed = con.execute(
@@ -139,7 +161,7 @@ def count_changes(db_path: str | Path, source: str, full_refresh: bool) -> Invoi
 
 
 def record_run(
-    db_path: str | Path,
+    db_path: str | Path | Destination,
     source: str,
     started_at: datetime,
     finished_at: datetime,
@@ -152,7 +174,7 @@ def record_run(
 ) -> None:
     """One row in billing.sync_runs; `status` is `succeeded`, or `failed` when there is an
     `error`, unless given (`interrupted`)."""
-    con = warehouse_connection(db_path)
+    con = _connect(db_path)
     try:
         con.execute(RUNS_DDL)
         con.execute(
@@ -228,7 +250,7 @@ class RunJournal:
         if entries.pop(source, None) is not None:
             self._save(entries)
 
-    def record_leftovers(self, db_path: str | Path) -> list[str]:
+    def record_leftovers(self, db_path: str | Path | Destination) -> list[str]:
         """Record the runs an earlier sync left unrecorded; returns their sources."""
         entries = self._entries()
         if not entries:
@@ -250,25 +272,33 @@ class RunJournal:
         return sorted(entries)
 
 
-def last_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+def last_runs(con: Any) -> list[tuple]:
     """Per source, failed ones first: last success, last run's status, its requests and
     counts, its error and when it finished."""
     try:
         return con.execute(
             """
+            WITH runs AS (
+                SELECT
+                    *,
+                    row_number() OVER (PARTITION BY source ORDER BY finished_at DESC) AS recency,
+                    max(finished_at) FILTER (WHERE status = 'succeeded')
+                        OVER (PARTITION BY source) AS last_success
+                FROM billing.sync_runs
+            )
             SELECT
                 source,
-                max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success,
-                arg_max(status, finished_at) AS last_status,
-                arg_max(requests, finished_at) AS requests,
-                arg_max(invoices_new, finished_at) AS new,
-                arg_max(invoices_changed, finished_at) AS changed,
-                arg_max(coalesce(error, ''), finished_at) AS error,
-                max(finished_at) AS last_run
-            FROM billing.sync_runs
-            GROUP BY source
+                last_success,
+                status AS last_status,
+                requests,
+                invoices_new,
+                invoices_changed,
+                coalesce(error, '') AS error,
+                finished_at AS last_run
+            FROM runs
+            WHERE recency = 1
             ORDER BY last_status = 'succeeded', source
             """
         ).fetchall()
-    except duckdb.CatalogException:
+    except MISSING_OBJECT:
         return []

@@ -10,10 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-import duckdb
-
+from pipelines.destinations import (
+    DATABASE_ERRORS,
+    MISSING_OBJECT,
+    Destination,
+    describe,
+    open_read_only,
+)
 from pipelines.runs import last_runs
-from pipelines.warehouse import WarehouseError, connect_read_only, first_line
+from pipelines.warehouse import WarehouseError, first_line
 from sources.common.money import MoneyError, currency_exponent
 
 SUMMARY_COLUMNS = (
@@ -48,11 +53,11 @@ class SummaryData(NamedTuple):
     runs: list[tuple]
 
 
-def fetch(db_path: str | Path, as_of: date | None) -> SummaryData:
+def fetch(db_path: str | Path | Destination, as_of: date | None) -> SummaryData:
     """(summary, aging, data check, last run) rows, as of `as_of` (today when None), read
-    from the published warehouse, opened read-only."""
+    from the published warehouse, opened read-only (or from the destination given)."""
     try:
-        con = connect_read_only(db_path)
+        con = open_read_only(db_path)
     except WarehouseError as err:
         raise SummaryError(str(err)) from None
     try:
@@ -68,16 +73,16 @@ def fetch(db_path: str | Path, as_of: date | None) -> SummaryData:
         ).fetchall()
         checks = con.execute(
             "SELECT \"check\", source, coalesce(invoice_id, ''), detail FROM billing.data_checks "
-            "ORDER BY ALL"
+            "ORDER BY 1, 2, 3, 4"
         ).fetchall()
-    except duckdb.CatalogException:
+    except MISSING_OBJECT:
         if runs:
             return SummaryData([], [], [], runs)
         raise SummaryError(
-            f"{db_path} has no billing views yet: run `invoice-sync sync` first"
+            f"{describe(db_path)} has no billing views yet: run `invoice-sync sync` first"
         ) from None
-    except duckdb.Error as err:
-        raise SummaryError(f"cannot read {db_path}: {first_line(err)}") from None
+    except DATABASE_ERRORS as err:
+        raise SummaryError(f"cannot read {describe(db_path)}: {first_line(err)}") from None
     finally:
         con.close()
     return SummaryData(summary, aging, checks, runs)
@@ -207,7 +212,10 @@ def as_json(data: SummaryData, day: str) -> str:
 
 
 def render_data(
-    data: SummaryData, db_path: str | Path, as_of: date | None = None, fmt: str = "table"
+    data: SummaryData,
+    db_path: str | Path | Destination,
+    as_of: date | None = None,
+    fmt: str = "table",
 ) -> str:
     day = (as_of or date.today()).isoformat()
     if fmt == "csv":
@@ -217,7 +225,7 @@ def render_data(
     failures = failures_text(data.runs)
     head = f"{failures}\n\n" if failures else ""
     if not data.summary:
-        return f"{head}No invoices in {db_path} yet.\n\n{runs_text(data.runs)}"
+        return f"{head}No invoices in {describe(db_path)} yet.\n\n{runs_text(data.runs)}"
     return (
         head
         + f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n\n"
@@ -231,5 +239,5 @@ def render_data(
     )
 
 
-def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
+def render(db_path: str | Path | Destination, as_of: date | None = None, fmt: str = "table") -> str:
     return render_data(fetch(db_path, as_of), db_path, as_of, fmt)

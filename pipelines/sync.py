@@ -5,6 +5,10 @@ warehouse share the sync's working folder beside the published database (`.<db n
 `pipelines/warehouse.py`), so a load that failed part-way is finished by the next run and
 state always matches the warehouse it describes. Loading goes through parquet files: dlt's
 default insert statements are far slower on nested invoices.
+
+The same runs into PostgreSQL or MotherDuck (`pipelines/destinations.py`): `sync` takes a
+`Destination` where it takes a path; there is nothing to publish, the lock is the server's,
+the working folder is local to the machine, and PostgreSQL loads CSV files with COPY.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ from dlt.common.runtime.collector import Collector, NullCollector
 from dlt.common.storages import LoadStorage, LoadStorageConfiguration, NormalizeStorage
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.destinations import (
+    DATABASE_ERRORS,
+    Destination,
+    DuckDBDestination,
+    as_destination,
+)
 from pipelines.progress import Progress
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, RunJournal, count_changes, keep_digests, record_run
@@ -45,15 +55,7 @@ from pipelines.tuning import (
     validate_with_type_hints_cached,
 )
 from pipelines.views import ViewBuildError, build_views
-from pipelines.warehouse import (
-    DEFAULT_LOCK_WAIT,
-    Warehouse,
-    adopt_published,
-    check_writable_location,
-    first_line,
-    publish,
-    sync_lock,
-)
+from pipelines.warehouse import DEFAULT_LOCK_WAIT, Warehouse, first_line, publish
 from sources.common.collector import objects_alive_now_frozen
 from sources.common.columnar import batches_by_path
 from sources.common.errors import SyncError, error_chain
@@ -118,23 +120,31 @@ def pipeline_name(vendor: str) -> str:
 
 
 def pipeline_for(
-    vendor: str, db_path: str | Path, progress: Collector | None = None
+    vendor: str, db_path: str | Path | Destination, progress: Collector | None = None
 ) -> dlt.Pipeline:
-    """The vendor's dlt pipeline into the working warehouse of the one published at `db_path`."""
+    """The vendor's dlt pipeline into the working warehouse of the one published at `db_path`,
+    or into the destination given."""
+    destination = as_destination(db_path)
     register_defaults()
-    use_duckdb_merge_jobs()
+    if isinstance(destination, DuckDBDestination):
+        use_duckdb_merge_jobs()
     validate_with_type_hints_cached()
     allocate_so_that_freed_memory_returns()
-    warehouse = Warehouse.at(db_path)
     return dlt.pipeline(
         pipeline_name=pipeline_name(vendor),
-        destination=dlt.destinations.duckdb(
-            str(warehouse.working), replace_strategy="insert-from-staging"
-        ),
+        destination=destination.dlt_destination(),
         dataset_name=vendor,
-        pipelines_dir=str(warehouse.folder),
+        pipelines_dir=str(destination.folder),
         progress=progress or NullCollector(),
     )
+
+
+def load(pipeline: dlt.Pipeline) -> None:
+    """dlt's load: into a DuckDB file with memory headroom (`pipelines/tuning.py`)."""
+    if pipeline.destination.destination_type == "dlt.destinations.duckdb":
+        load_with_memory_headroom(pipeline)
+    else:
+        pipeline.load()
 
 
 def load_pending(pipeline: dlt.Pipeline) -> None:
@@ -150,7 +160,7 @@ def load_pending(pipeline: dlt.Pipeline) -> None:
         pipeline.sync_destination()
     if pipeline.list_extracted_load_packages():
         pipeline.normalize()
-    load_with_memory_headroom(pipeline)
+    load(pipeline)
 
 
 def normalize_workers(pipeline: dlt.Pipeline) -> int:
@@ -210,6 +220,12 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
             credential_keys=list(vendor.credential_keys),
             extract_message=vendor.error_message,
         )
+    if warehouse := warehouse_failure(error):
+        return SyncError(
+            vendor.name,
+            f"the warehouse failed: {warehouse}",
+            "check that the database server is up and reachable; the next sync completes this one",
+        )
     if duckdb_message := out_of_memory(error):
         return SyncError(
             vendor.name,
@@ -234,6 +250,17 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
 
 
 DISK_FULL_HINT = "free some space and run the sync again; it completes this one"
+
+
+def warehouse_failure(error: BaseException) -> str | None:
+    """The server's first line, if `error` came of the connection to a PostgreSQL warehouse
+    failing (the server went away, refused, or ran out of room)."""
+    import psycopg2
+
+    for cause in error_chain(error):
+        if isinstance(cause, psycopg2.OperationalError):
+            return first_line(cause)[:300]
+    return None
 
 
 def disk_full(error: BaseException) -> str | None:
@@ -328,7 +355,7 @@ def forget_loaded_packages(pipeline: dlt.Pipeline) -> None:
 
 def sync_vendor(
     vendor: Vendor,
-    db_path: str | Path,
+    db_path: str | Path | Destination,
     full_refresh: bool = False,
     progress: Progress | None = None,
     **source_options: Any,
@@ -343,9 +370,10 @@ def sync_vendor(
     progress = progress or Progress(quiet=True)
     try:
         source = vendor.source(**source_options)
-        working = Warehouse.at(db_path).folder / pipeline_name(vendor.name)
+        destination = as_destination(db_path)
+        working = destination.folder / pipeline_name(vendor.name)
         set_aside_damaged_packages(working, vendor.name, progress.say)
-        pipeline = pipeline_for(vendor.name, db_path, progress)
+        pipeline = pipeline_for(vendor.name, destination, progress)
         take_part_way(vendor.name)  # a stale report of an earlier, failed extraction
         with (
             objects_alive_now_frozen(),
@@ -362,7 +390,7 @@ def sync_vendor(
                     pipeline.sync_destination()
                 pipeline.extract(
                     source,
-                    loader_file_format="parquet",
+                    loader_file_format=destination.loader_file_format,
                     write_disposition="replace" if full_refresh else None,
                 )
             finally:
@@ -372,7 +400,7 @@ def sync_vendor(
                 result.record_batches = converted["records"]
             normalize = pipeline.normalize(workers=normalize_workers(pipeline))
             release_freed_memory()
-            load_with_memory_headroom(pipeline)
+            load(pipeline)
             forget_loaded_packages(pipeline)
         if normalize is not None:
             result.rows = {
@@ -388,7 +416,7 @@ def sync_vendor(
         SyncError,
         requests.RequestException,
         OSError,
-        duckdb.Error,
+        *DATABASE_ERRORS,
     ) as error:
         if stop := interruption(error):
             raise stop from None
@@ -424,7 +452,7 @@ def interrupted_result(vendor: str, stop: Interrupted, seconds: float) -> Source
 
 
 def finish_source(
-    db_path: Path, result: SourceResult, started_at: datetime, full_refresh: bool
+    db_path: Path | Destination, result: SourceResult, started_at: datetime, full_refresh: bool
 ) -> None:
     """After one source's sync: the views (if it loaded), its change counts, its row in
     billing.sync_runs."""
@@ -466,7 +494,7 @@ def publish_unless_the_disk_is_full(warehouse: Warehouse, results: list[SourceRe
 
 def sync(
     vendors: Iterable[Vendor],
-    db_path: str | Path = DEFAULT_DB,
+    db_path: str | Path | Destination = DEFAULT_DB,
     full_refresh: bool = False,
     source_options: dict[str, dict[str, Any]] | None = None,
     *,
@@ -474,19 +502,20 @@ def sync(
     lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> list[SourceResult]:
     """Sync each vendor in turn into the working warehouse, recording each run in
-    billing.sync_runs, then publish the warehouse at `db_path` (pipelines/warehouse.py).
+    billing.sync_runs, then publish the warehouse at `db_path` (pipelines/warehouse.py); or
+    into the destination given (pipelines/destinations.py).
 
     One sync of a warehouse at a time: this waits up to `lock_wait` seconds for another
     (`SyncBusy` past it). On SIGINT or SIGTERM it records and publishes what was done, then
     raises `Interrupted`. Raises `WarehouseError` for a `db_path` it cannot use.
     """
     progress = progress or Progress(quiet=True)
-    warehouse = Warehouse.at(db_path)
-    check_writable_location(warehouse)
-    with sync_lock(warehouse, lock_wait, on_wait=progress.say):
-        adopt_published(warehouse, progress.say)
-        working = warehouse.working
-        journal = RunJournal(warehouse.folder / "runs-under-way.json")
+    destination = as_destination(db_path)
+    destination.check()
+    with destination.lock(lock_wait, on_wait=progress.say):
+        destination.adopt(progress.say)
+        working = destination.sync_target
+        journal = RunJournal(destination.folder / "runs-under-way.json")
         if journal.path.exists():
             journal.record_leftovers(working)
         results: list[SourceResult] = []
@@ -497,7 +526,7 @@ def sync(
             options = (source_options or {}).get(vendor.name, {})
             try:
                 keep_digests(working, vendor.name)
-                result = sync_vendor(vendor, db_path, full_refresh, progress, **options)
+                result = sync_vendor(vendor, destination, full_refresh, progress, **options)
             except Interrupted as interrupted:
                 stop = interrupted
                 stop.source = vendor.name
@@ -514,7 +543,8 @@ def sync(
                 break
         if not any(result.ok or result.views_failed for result in results):
             build_views(working, list(VENDORS))  # no source loaded: the billing schema, even so
-        publish_unless_the_disk_is_full(warehouse, results)
+        if isinstance(destination, DuckDBDestination):
+            publish_unless_the_disk_is_full(destination.warehouse, results)
     if stop is not None:
         raise stop
     return results

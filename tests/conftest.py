@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from pipelines.destinations import PostgresDestination
 from pipelines.sandbox import environment
 from pipelines.sync import SourceResult, sync
 from pipelines.warehouse import Warehouse
@@ -20,6 +21,7 @@ from sources.common.sandbox.server import Emulator, Faults, SandboxServer
 from sources.common.sandbox.truth import ar_aging, ar_summary
 from sources.common.vendor import Vendor
 from tests.clock import TODAY
+from tests.postgres import PostgresServer, PostgresUnavailable
 
 # Fast retries in tests: real back-off would make fault tests slow, not more truthful.
 os.environ.setdefault("RUNTIME__REQUEST_MAX_ATTEMPTS", "4")
@@ -35,7 +37,7 @@ class Sandbox:
     vendor: Vendor
     emulator: Emulator
     server: SandboxServer
-    db: Path
+    db: Path | PostgresDestination
 
     @property
     def working_db(self) -> Path:
@@ -67,7 +69,10 @@ class Sandbox:
         return result
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        con = duckdb.connect(str(self.db), read_only=True)
+        if isinstance(self.db, PostgresDestination):
+            con = self.db.connect_read_only()
+        else:
+            con = duckdb.connect(str(self.db), read_only=True)
         try:
             return con.execute(sql, params or []).fetchall()
         finally:
@@ -102,7 +107,8 @@ class Sandbox:
 
 @pytest.fixture
 def make_sandbox(tmp_path: Path) -> Iterator:
-    """make_sandbox(vendor, invoices=60, seed=7, faults=None, **emulator_options) -> Sandbox."""
+    """make_sandbox(vendor, invoices=60, seed=7, faults=None, warehouse=None, **emulator_options)
+    -> Sandbox; its warehouse a DuckDB file, or the PostgreSQL one given."""
     servers: list[SandboxServer] = []
 
     def make(
@@ -111,6 +117,7 @@ def make_sandbox(tmp_path: Path) -> Iterator:
         seed: int = 7,
         faults: Faults | None = None,
         mount: str = "",
+        warehouse: PostgresDestination | None = None,
         **options: Any,
     ) -> Sandbox:
         emulator = vendor.emulator(
@@ -118,7 +125,8 @@ def make_sandbox(tmp_path: Path) -> Iterator:
         )
         server = SandboxServer({mount: emulator}).start()
         servers.append(server)
-        return Sandbox(vendor, emulator, server, tmp_path / f"{vendor.name}-{len(servers)}.duckdb")
+        db = warehouse or tmp_path / f"{vendor.name}-{len(servers)}.duckdb"
+        return Sandbox(vendor, emulator, server, db)
 
     yield make
     for server in servers:
@@ -128,3 +136,25 @@ def make_sandbox(tmp_path: Path) -> Iterator:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The property tests take minutes each: start them first so the workers share them."""
     items.sort(key=lambda item: "test_properties" not in item.nodeid)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this test process (tests/postgres.py). Skipped, saying why,
+    where none can be started, but under CI (`CI` set) that fails the tests instead."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as why:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {why}")
+        pytest.skip(f"no PostgreSQL server could be started: {why}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres(postgres_server: PostgresServer, tmp_path: Path) -> PostgresDestination:
+    """A new, empty PostgreSQL warehouse, its working folder in the test's folder."""
+    return PostgresDestination.from_url(
+        postgres_server.create_database(), working_dir=tmp_path / "pg-working"
+    )

@@ -1,5 +1,7 @@
 -- billing.data_checks: one row per problem found in the loaded data (check, source,
 -- invoice_id, detail). Empty means every check passed. Definitions: README "Data checks".
+-- Portable SQL (DuckDB and PostgreSQL): details are built with ||, amounts cast to text with
+-- their scale, so both give the same text.
 CREATE OR REPLACE VIEW billing.data_checks AS
 WITH staged AS (
     {{ staging:invoices }}
@@ -13,10 +15,8 @@ WITH staged AS (
 )
 SELECT
     'lines_do_not_add_up' AS "check", s.source, s.invoice_id,
-    format(
-        'line items add up to {} {} but the subtotal is {}',
-        l.line_total, s.currency, coalesce(CAST(s.subtotal AS VARCHAR), 'n/a')
-    )
+    'line items add up to ' || CAST(l.line_total AS VARCHAR) || ' ' || s.currency
+        || ' but the subtotal is ' || coalesce(CAST(s.subtotal AS VARCHAR), 'n/a')
         AS detail
 FROM staged AS s
 JOIN top_lines AS l ON l.source = s.source AND l.invoice_id = s.invoice_id
@@ -24,11 +24,11 @@ WHERE l.line_total IS DISTINCT FROM s.subtotal
 UNION ALL
 SELECT
     'paid_plus_due_not_total', source, invoice_id,
-    format(
-        'paid {} + refunded {} + credited {} + due {} is not the total {} {}',
-        amount_paid, coalesce(amount_refunded, 0), coalesce(amount_credited, 0), amount_due,
-        total, currency
-    )
+    'paid ' || CAST(amount_paid AS VARCHAR)
+        || ' + refunded ' || CAST(CAST(coalesce(amount_refunded, 0) AS DECIMAL(18, 4)) AS VARCHAR)
+        || ' + credited ' || CAST(CAST(coalesce(amount_credited, 0) AS DECIMAL(18, 4)) AS VARCHAR)
+        || ' + due ' || CAST(amount_due AS VARCHAR)
+        || ' is not the total ' || CAST(total AS VARCHAR) || ' ' || currency
 FROM staged
 WHERE status IN ('open', 'paid')
     AND amount_paid + coalesce(amount_refunded, 0) + coalesce(amount_credited, 0) + amount_due
@@ -36,37 +36,43 @@ WHERE status IN ('open', 'paid')
 UNION ALL
 SELECT
     'negative_amount_due', source, invoice_id,
-    format('the vendor reports {} {} due (shown as 0)', vendor_amount_due, currency)
+    'the vendor reports ' || CAST(vendor_amount_due AS VARCHAR) || ' ' || currency
+        || ' due (shown as 0)'
 FROM staged
 WHERE vendor_amount_due < 0
 UNION ALL
 SELECT
     'unknown_status', source, invoice_id,
-    format(
-        'vendor status {} / {} maps to no contract status',
-        coalesce(vendor_status, 'n/a'), coalesce(vendor_payment_status, 'n/a')
-    )
+    'vendor status ' || coalesce(vendor_status, 'n/a') || ' / '
+        || coalesce(vendor_payment_status, 'n/a') || ' maps to no contract status'
 FROM staged
 WHERE status IS NULL
     OR status NOT IN ('draft', 'open', 'paid', 'void', 'uncollectible', 'refunded')
 UNION ALL
-SELECT 'duplicate_invoice_id', source, invoice_id, format('{} rows for one invoice', count(*))
+SELECT
+    'duplicate_invoice_id', source, invoice_id,
+    CAST(count(*) AS VARCHAR) || ' rows for one invoice'
 FROM staged
 GROUP BY source, invoice_id
 HAVING count(*) > 1
 UNION ALL
 SELECT
     'vendor_outstanding_differs', source, invoice_id,
-    format('the vendor reports {} {} outstanding, we have {}', vendor_outstanding, currency,
-           CASE WHEN status = 'open' THEN amount_due ELSE 0 END)
+    'the vendor reports ' || CAST(vendor_outstanding AS VARCHAR) || ' ' || currency
+        || ' outstanding, we have '
+        || CAST(CAST(CASE WHEN status = 'open' THEN amount_due ELSE 0 END AS DECIMAL(18, 4))
+            AS VARCHAR)
 FROM staged
 WHERE vendor_outstanding IS NOT NULL
     AND vendor_outstanding <> CASE WHEN status = 'open' THEN amount_due ELSE 0 END
 UNION ALL
 SELECT
     'vendor_overdue_differs', source, invoice_id,
-    format('the vendor reports {} {} overdue, we have {}', vendor_overdue, currency,
-           CASE WHEN status = 'open' AND due_date < current_date THEN amount_due ELSE 0 END)
+    'the vendor reports ' || CAST(vendor_overdue AS VARCHAR) || ' ' || currency
+        || ' overdue, we have '
+        || CAST(CAST(
+            CASE WHEN status = 'open' AND due_date < current_date THEN amount_due ELSE 0 END
+            AS DECIMAL(18, 4)) AS VARCHAR)
 FROM staged
 WHERE vendor_overdue IS NOT NULL
     AND vendor_overdue
@@ -74,15 +80,15 @@ WHERE vendor_overdue IS NOT NULL
 UNION ALL
 SELECT
     'vendor_totals_differ', f.source, CAST(NULL AS VARCHAR),
-    format(
-        'the vendor reports {}: outstanding {}, overdue {}, {} invoices, gross {}; '
-        || 'we have {}, {}, {} invoices, gross {}',
-        f.currency, coalesce(CAST(f.outstanding AS VARCHAR), 'n/a'),
-        coalesce(CAST(f.overdue AS VARCHAR), 'n/a'), coalesce(CAST(f.invoice_count AS VARCHAR), 'n/a'),
-        coalesce(CAST(f.gross_total AS VARCHAR), 'n/a'),
-        coalesce(a.outstanding, 0), coalesce(a.overdue, 0), coalesce(t.invoice_count, 0),
-        coalesce(t.gross_total, 0)
-    )
+    'the vendor reports ' || f.currency
+        || ': outstanding ' || coalesce(CAST(f.outstanding AS VARCHAR), 'n/a')
+        || ', overdue ' || coalesce(CAST(f.overdue AS VARCHAR), 'n/a')
+        || ', ' || coalesce(CAST(f.invoice_count AS VARCHAR), 'n/a')
+        || ' invoices, gross ' || coalesce(CAST(f.gross_total AS VARCHAR), 'n/a')
+        || '; we have ' || CAST(CAST(coalesce(a.outstanding, 0) AS DECIMAL(38, 4)) AS VARCHAR)
+        || ', ' || CAST(CAST(coalesce(a.overdue, 0) AS DECIMAL(38, 4)) AS VARCHAR)
+        || ', ' || CAST(coalesce(t.invoice_count, 0) AS VARCHAR)
+        || ' invoices, gross ' || CAST(CAST(coalesce(t.gross_total, 0) AS DECIMAL(38, 4)) AS VARCHAR)
 FROM vendor_figures AS f
 LEFT JOIN billing.ar_summary AS a ON a.source = f.source AND a.currency = f.currency
 LEFT JOIN (
