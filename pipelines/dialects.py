@@ -99,7 +99,8 @@ def render(sql: str, dialect: str) -> list[Statement | Function]:
         return [Statement(sql, "", None)]
     if dialect != "postgres":
         raise RenderError(f"no rendering for the {dialect} dialect")
-    return [_to_postgres(tree) for tree in sqlglot.parse(sql, read=SOURCE_DIALECT) if tree]
+    trees = sqlglot.parse(sql, read=SOURCE_DIALECT)
+    return [_to_postgres(tree) for tree in trees if tree and not isinstance(tree, exp.Semicolon)]
 
 
 def _to_postgres(tree: exp.Expression) -> Statement | Function:

@@ -297,7 +297,7 @@ def last_runs(con: Any) -> list[tuple]:
                 finished_at AS last_run
             FROM runs
             WHERE recency = 1
-            ORDER BY last_status = 'succeeded', source
+            ORDER BY status = 'succeeded', source
             """
         ).fetchall()
     except MISSING_OBJECT:

@@ -47,6 +47,7 @@ LOCK_TIMEOUT = "3s"  # PostgreSQL: longest a build makes the views' new readers 
 REBUILD_ATTEMPTS = 20
 REBUILD_PAUSE = 3.0  # seconds between attempts, in which readers go on
 LOCK_NOT_AVAILABLE = "55P03"
+DEPENDENT_OBJECTS = "2BP01"
 
 
 class ViewBuildError(RuntimeError):
@@ -288,9 +289,16 @@ def _rebuild(
         )
     except (DatabaseError, RenderError) as err:
         con.execute("ROLLBACK")
-        if getattr(err, "pgcode", None) == LOCK_NOT_AVAILABLE:
+        code = getattr(err, "pgcode", None)
+        if code == LOCK_NOT_AVAILABLE:
             raise _ReadersInTheWay() from None
-        raise _failed(at, err) from None
+        failure = _failed(at, err)
+        if code == DEPENDENT_OBJECTS:
+            failure = ViewBuildError(
+                f"{failure}; drop the view built on ours (it is never dropped for you), sync "
+                "again, then create it again"
+            )
+        raise failure from None
     con.execute("COMMIT")
     return len(statements)
 

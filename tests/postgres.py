@@ -3,7 +3,8 @@ by `initdb` in a temporary folder and started on a free port of 127.0.0.1, one d
 test. The server refuses to run as root, so as root it runs as the `postgres` user.
 
 It is tuned for tests, not for keeping data: no fsync, no synchronous commit, no full-page
-writes. Passwords are checked (scram-sha-256 over TCP), as on a real server.
+writes (`durable=True` keeps PostgreSQL's defaults, for benchmarks). Passwords are checked
+(scram-sha-256 over TCP), as on a real server.
 """
 
 from __future__ import annotations
@@ -21,14 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USER, PASSWORD = "invoice_sync", "s3cret-pw"
-SERVER_SETTINGS = {
-    "listen_addresses": "127.0.0.1",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
-    "max_connections": "100",
-    "shared_buffers": "32MB",
-}
+SERVER_SETTINGS = {"listen_addresses": "127.0.0.1", "max_connections": "100"}
+FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class PostgresUnavailable(RuntimeError):
@@ -76,7 +71,7 @@ class PostgresServer:
     _numbers = itertools.count(1)
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, durable: bool = False) -> PostgresServer:
         binaries = server_binaries()
         user = _run_as()
         folder = Path(tempfile.mkdtemp(prefix="invoice-sync-pg-"))
@@ -111,7 +106,8 @@ class PostgresServer:
             shutil.rmtree(folder, ignore_errors=True)
             raise PostgresUnavailable(f"initdb failed: {initdb.stderr.strip()[-500:]}")
         port = _free_port()
-        settings = [arg for k, v in SERVER_SETTINGS.items() for arg in ("-c", f"{k}={v}")]
+        chosen = SERVER_SETTINGS if durable else {**SERVER_SETTINGS, **FAST_SETTINGS}
+        settings = [arg for k, v in chosen.items() for arg in ("-c", f"{k}={v}")]
         log = (folder / "server.log").open("w")
         if user:
             shutil.chown(folder / "server.log", user)

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 from hypothesis import strategies as st
 
+from pipelines.destinations import Destination, as_destination
 from pipelines.sandbox import environment
 from pipelines.sync import pipeline_for, sync
 from sources.common.sandbox.ledger import DRAFT, OPEN, PAID, Ledger
@@ -80,7 +81,7 @@ class Run:
 
     vendor: Vendor
     server: SandboxServer
-    db: Path
+    db: Path | Destination
     source_options: dict[str, Any]
 
     @property
@@ -111,12 +112,15 @@ class Run:
                 return
             pipeline = pipeline_for(self.vendor.name, self.db)
             source = self.vendor.source(**self.source_options)
-            pipeline.extract(source, loader_file_format="parquet")
+            pipeline.extract(source, loader_file_format=as_destination(self.db).loader_file_format)
             if stage == "normalize":
                 pipeline.normalize()
 
     def loaded(self) -> dict[str, tuple]:
-        con = duckdb.connect(str(self.db), read_only=True)
+        if isinstance(self.db, Destination):
+            con = self.db.connect_read_only()
+        else:
+            con = duckdb.connect(str(self.db), read_only=True)
         try:
             rows = con.execute(
                 "SELECT invoice_id, status, currency, total, amount_paid, amount_due, due_date "
@@ -146,12 +150,15 @@ def run_scenario(
     seed: int = 3,
     source_options: dict[str, Any] | None = None,
     emulator_options: dict[str, Any] | None = None,
+    warehouse: Callable[[Path], Destination] | None = None,
 ) -> None:
-    """Play `steps` against a fresh emulator and warehouse; assert after every sync."""
+    """Play `steps` against a fresh emulator and warehouse (a DuckDB file, or what
+    `warehouse(folder)` makes); assert after every sync."""
     ledger = vendor.make_ledger(seed=seed, invoices=invoices)
     emulator = vendor.emulator(ledger, None, **(emulator_options or {}))
     with tempfile.TemporaryDirectory() as folder, SandboxServer({"": emulator}) as server:
-        run = Run(vendor, server, Path(folder) / "w.duckdb", source_options or {})
+        db = warehouse(Path(folder)) if warehouse else Path(folder) / "w.duckdb"
+        run = Run(vendor, server, db, source_options or {})
         for step in [*steps, ("sync",)]:
             kind = step[0]
             if kind in CHANGES:

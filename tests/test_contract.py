@@ -92,6 +92,10 @@ def test_cli_commands_and_options() -> None:
         ["summary", "--db", "x", "--as-of", "2026-01-31"],
         ["sandbox", "--port", "0"],
         ["report", "--db", "x", "--as-of", "2026-01-31", "--out", "r.html"],
+        ["sync", "--destination", "postgres", "--quiet"],
+        ["summary", "--destination", "duckdb", "--db", "x"],
+        ["report", "--destination", "motherduck"],
+        ["query", "--destination", "postgres", "SELECT 1"],
     ):
         parser.parse_args(argv)
 
