@@ -44,6 +44,7 @@ from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.exceptions import ConfigurationException
 from dlt.common.runtime import signals
 
+from pipelines.tuning import warehouse_connection
 from pipelines.warehouse import (
     DEFAULT_LOCK_WAIT,
     LOCK_POLL,
@@ -143,8 +144,6 @@ class DuckDBDestination(Destination):
         return self.warehouse.working
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        from pipelines.tuning import warehouse_connection
-
         return warehouse_connection(self.warehouse.working)
 
     def connect_read_only(self) -> duckdb.DuckDBPyConnection:

@@ -76,6 +76,21 @@ def test_performance_benchmark_measures_all_three() -> None:
     assert all(line.endswith((": met", ": NOT met")) for line in verdicts)
 
 
+def test_postgres_benchmark_syncs_both_and_times_the_views(postgres_server) -> None:
+    run = _run(
+        "benchmarks/postgres.py", "--invoices", "150", "--url", postgres_server.create_database()
+    )
+    assert run.returncode == 0, run.stderr
+    for label in (
+        "2. full sync into DuckDB",
+        "3. full sync into PostgreSQL",
+        "PostgreSQL, 1% changed",
+        "views on PostgreSQL: ar_summary ",
+        "PostgreSQL's full sync took ",
+    ):
+        assert label in run.stdout
+
+
 def _measured(seconds: float, peak: float) -> performance.Measured:
     return performance.Measured(seconds, 1000, peak, {}, seconds / 20, 10**8)
 
