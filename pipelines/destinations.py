@@ -166,6 +166,21 @@ class DuckDBDestination(Destination):
         adopt_published(self.warehouse, say)
 
 
+def configured_credentials(configuration: type, name: str, example: str) -> Any:
+    """A destination's credentials, resolved by dlt from the environment and .dlt/ (as its
+    pipelines resolve them), or one line saying how to set them."""
+    try:
+        return resolve_configuration(
+            configuration()._bind_dataset_name(dataset_name="billing"),
+            sections=("destination", name),
+        ).credentials
+    except ConfigurationException:
+        raise WarehouseError(
+            f"--destination {name}: no credentials; set DESTINATION__{name.upper()}__CREDENTIALS="
+            f"{example} (or credentials under [destination.{name}] in .dlt/secrets.toml)"
+        ) from None
+
+
 def as_destination(target: str | Path | Destination) -> Destination:
     """A destination as given, or the DuckDB warehouse published at a path."""
     if isinstance(target, Destination):
@@ -299,18 +314,10 @@ class PostgresDestination(Destination):
         """From dlt's configuration (environment, .dlt/secrets.toml), or one line why not."""
         from dlt.destinations.impl.postgres.configuration import PostgresClientConfiguration
 
-        try:
-            config = resolve_configuration(
-                PostgresClientConfiguration()._bind_dataset_name(dataset_name="billing"),
-                sections=("destination", "postgres"),
-            )
-        except ConfigurationException:
-            raise WarehouseError(
-                "--destination postgres: no credentials; set DESTINATION__POSTGRES__CREDENTIALS="
-                "postgresql://user:password@host:5432/database (or credentials under "
-                "[destination.postgres] in .dlt/secrets.toml)"
-            ) from None
-        return cls(config.credentials, working_dir)
+        credentials = configured_credentials(
+            PostgresClientConfiguration, "postgres", "postgresql://user:password@host:5432/database"
+        )
+        return cls(credentials, working_dir)
 
     @classmethod
     def from_url(cls, url: str, working_dir: Path | None = None) -> PostgresDestination:
@@ -449,18 +456,10 @@ class MotherDuckDestination(Destination):
             MotherDuckClientConfiguration,
         )
 
-        try:
-            config = resolve_configuration(
-                MotherDuckClientConfiguration()._bind_dataset_name(dataset_name="billing"),
-                sections=("destination", "motherduck"),
-            )
-        except ConfigurationException:
-            raise WarehouseError(
-                "--destination motherduck: no credentials; set DESTINATION__MOTHERDUCK__"
-                "CREDENTIALS=md:database?motherduck_token=... (or [destination.motherduck] in "
-                ".dlt/secrets.toml)"
-            ) from None
-        return cls(config.credentials, working_dir)
+        credentials = configured_credentials(
+            MotherDuckClientConfiguration, "motherduck", "md:database?motherduck_token=..."
+        )
+        return cls(credentials, working_dir)
 
     @property
     def label(self) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from pipelines.contract import MACROS
 
@@ -99,8 +100,13 @@ def render(sql: str, dialect: str) -> list[Statement | Function]:
         return [Statement(sql, "", None)]
     if dialect != "postgres":
         raise RenderError(f"no rendering for the {dialect} dialect")
-    trees = sqlglot.parse(sql, read=SOURCE_DIALECT)
-    return [_to_postgres(tree) for tree in trees if tree and not isinstance(tree, exp.Semicolon)]
+    try:
+        trees = sqlglot.parse(sql, read=SOURCE_DIALECT)
+        return [
+            _to_postgres(tree) for tree in trees if tree and not isinstance(tree, exp.Semicolon)
+        ]
+    except SqlglotError as err:  # a parse error, or something PostgreSQL has no form of
+        raise RenderError(f"sqlglot cannot render it: {str(err).splitlines()[0]}") from None
 
 
 def _to_postgres(tree: exp.Expression) -> Statement | Function:

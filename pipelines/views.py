@@ -35,12 +35,11 @@ from dlt.common.runtime import signals
 
 from pipelines.contract import STAGING_ENTITIES
 from pipelines.destinations import DATABASE_ERRORS, DatabaseError, Destination, dialect_of
-from pipelines.dialects import PARAMETER_TYPES, Function, RenderError, render
+from pipelines.dialects import Function, RenderError, render
 from pipelines.tuning import warehouse_connection
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _PLACEHOLDER = re.compile(r"\{\{\s*staging:(\w+)\s*\}\}")
-_CREATES = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(VIEW|MACRO)\s+([\w.]+)\s*(\()?", re.I)
 
 BUILT_TABLE = "_invoice_sync.views_built"  # PostgreSQL: what the last build made, and its digest
 LOCK_TIMEOUT = "3s"  # PostgreSQL: longest a build makes the views' new readers wait
@@ -189,15 +188,16 @@ def _digest(statements: list[tuple[str, str]], vendors: list[str]) -> str:
 def _made_by(statements: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
     """The views and the functions (signatures) that these statements create."""
     views, functions = set(), set()
-    for _, sql in statements:
-        for kind, name, _ in _CREATES.findall(sql):
-            if kind.upper() == "VIEW":
-                views.add(name.lower())
-            else:
-                macro = re.search(rf"{re.escape(name)}\s*\(([^)]*)\)", sql)
-                names = [p.strip() for p in macro.group(1).split(",") if p.strip()] if macro else []
-                types = ", ".join(PARAMETER_TYPES.get(p, "date") for p in names)
-                functions.add(f"{name.lower()}({types})")
+    for label, sql in statements:
+        try:
+            rendered = render(_PLACEHOLDER.sub("SELECT 1", sql), "postgres")
+        except RenderError as err:
+            raise _failed(label, err) from None
+        for statement in rendered:
+            if isinstance(statement, Function):
+                functions.add(statement.signature.lower())
+            elif statement.kind == "view" and statement.name:
+                views.add(statement.name.lower())
     return views, functions
 
 
@@ -231,7 +231,8 @@ def _build_on_postgres(con: Any, statements: list[tuple[str, str]], vendors: lis
     if last == digest and _all_exist(con, views, functions):
         return 0
     new_views, new_functions = _made_by(statements)
-    for attempt in range(1, REBUILD_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             return _rebuild(
                 con, statements, vendors, views | new_views, functions | new_functions, digest
@@ -243,9 +244,9 @@ def _build_on_postgres(con: Any, statements: list[tuple[str, str]], vendors: lis
                     f"{REBUILD_ATTEMPTS} attempts of {LOCK_TIMEOUT} each (the next sync tries "
                     "again)"
                 ) from None
-            signals.raise_if_signalled()
-            time.sleep(REBUILD_PAUSE)
-    raise AssertionError("unreachable")
+        attempt += 1
+        signals.raise_if_signalled()
+        time.sleep(REBUILD_PAUSE)
 
 
 class _ReadersInTheWay(Exception):

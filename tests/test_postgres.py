@@ -24,9 +24,12 @@ from pipelines import contract, views
 from pipelines.destinations import (
     SYNC_LOCK_KEY,
     DatabaseError,
+    DuckDBDestination,
     MissingObject,
+    MotherDuckDestination,
     PostgresDestination,
     pyformat,
+    resolve,
     working_folder,
 )
 from pipelines.dialects import Function, RenderError, render
@@ -35,6 +38,7 @@ from pipelines.runs import InvoiceCounts
 from pipelines.sandbox import build_emulators, environment, serve
 from pipelines.sync import sync
 from pipelines.views import ViewBuildError, build_views
+from pipelines.warehouse import WarehouseError
 from sources.common.sandbox.ledger import DRAFT, OPEN
 from sources.common.sandbox.server import Faults
 from sources.common.sandbox.truth import ar_aging, ar_summary
@@ -266,6 +270,8 @@ def test_try_cast_to_an_integer_is_null_where_it_does_not_parse() -> None:
     )
     with pytest.raises(RenderError, match=r"TRY_CAST\(\.\.\. AS DATE\)"):
         render("SELECT TRY_CAST(v AS DATE) FROM t", "postgres")
+    with pytest.raises(RenderError, match="sqlglot cannot render it: "):
+        render("SELECT x FROM WHERE (", "postgres")
 
 
 def test_subqueries_get_aliases_and_qualify_becomes_a_filter() -> None:
@@ -476,3 +482,22 @@ def test_a_failed_statement_is_one_line_and_a_missing_view_is_told_apart(postgre
             con.execute("SELECT 1 / 0")
         with pytest.raises(MissingObject, match='relation "billing.ar_summary" does not exist'):
             con.execute("SELECT * FROM billing.ar_summary")
+
+
+def test_the_destination_comes_from_the_flag_or_the_configuration(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("INVOICE_SYNC__DESTINATION", raising=False)
+    assert resolve(None, None, tmp_path / "x.duckdb").label == str(tmp_path / "x.duckdb")
+    monkeypatch.setenv("INVOICE_SYNC__DESTINATION", "motherduck")
+    monkeypatch.delenv("DESTINATION__MOTHERDUCK__CREDENTIALS", raising=False)
+    monkeypatch.delenv("MOTHERDUCK_TOKEN", raising=False)
+    with pytest.raises(WarehouseError, match="set DESTINATION__MOTHERDUCK__CREDENTIALS=md:"):
+        resolve(None, None, "x.duckdb")
+    monkeypatch.setenv("DESTINATION__MOTHERDUCK__CREDENTIALS", "md:ar?motherduck_token=tok3n")
+    motherduck = resolve(None, None, "x.duckdb")
+    assert isinstance(motherduck, MotherDuckDestination)
+    assert (motherduck.label, motherduck.dialect) == ("md:ar", "duckdb")
+    assert "tok3n" not in repr(motherduck) + motherduck.label + str(motherduck.folder)
+    assert isinstance(resolve("duckdb", None, "x.duckdb"), DuckDBDestination)  # the flag wins
+    monkeypatch.setenv("INVOICE_SYNC__DESTINATION", "oracle")
+    with pytest.raises(WarehouseError, match="unknown destination 'oracle'"):
+        resolve(None, None, "x.duckdb")

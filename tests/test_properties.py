@@ -11,6 +11,7 @@ the destination are what differ, not the sync: 15 per vendor in CI, 3 in a devel
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,13 @@ SOURCE_OPTIONS = {
 EMULATOR_OPTIONS = {"revolv3": {"null_attempts": 3}}
 
 
-@pytest.mark.parametrize("vendor_name", sorted(VENDORS))
-def test_warehouse_always_ends_equal_to_the_truth(vendor_name: str) -> None:
+def check_scenarios(
+    vendor_name: str,
+    warehouse: Callable[[Path], PostgresDestination] | None = None,
+    max_examples: int | None = None,
+) -> None:
+    """Generated scenarios for one vendor, into DuckDB files or the warehouses `warehouse`
+    makes; as many as the profile says, or `max_examples`."""
     vendor = VENDORS[vendor_name]
 
     @given(steps=scenarios)
@@ -66,33 +72,26 @@ def test_warehouse_always_ends_equal_to_the_truth(vendor_name: str) -> None:
             steps,
             source_options=SOURCE_OPTIONS[vendor_name],
             emulator_options=EMULATOR_OPTIONS.get(vendor_name),
+            warehouse=warehouse,
         )
 
+    if max_examples is not None:
+        check = settings(max_examples=max_examples)(check)
     check()
+
+
+@pytest.mark.parametrize("vendor_name", sorted(VENDORS))
+def test_warehouse_always_ends_equal_to_the_truth(vendor_name: str) -> None:
+    check_scenarios(vendor_name)
 
 
 @pytest.mark.parametrize("vendor_name", sorted(VENDORS))
 def test_a_postgres_warehouse_always_ends_equal_to_the_truth(
     vendor_name: str, postgres_server: PostgresServer
 ) -> None:
-    vendor = VENDORS[vendor_name]
-
     def warehouse(folder: Path) -> PostgresDestination:
         return PostgresDestination.from_url(
             postgres_server.create_database(), working_dir=folder / "working"
         )
 
-    @settings(max_examples=POSTGRES_EXAMPLES[settings.get_current_profile_name()])
-    @given(steps=scenarios)
-    @example(steps=[("killed_sync", "extract", 1), ("uncollectible", 0)])
-    @example(steps=[("killed_sync", "normalize", 1), ("void", 0)])
-    def check(steps: list[tuple]) -> None:
-        run_scenario(
-            vendor,
-            steps,
-            source_options=SOURCE_OPTIONS[vendor_name],
-            emulator_options=EMULATOR_OPTIONS.get(vendor_name),
-            warehouse=warehouse,
-        )
-
-    check()
+    check_scenarios(vendor_name, warehouse, POSTGRES_EXAMPLES[settings.get_current_profile_name()])
