@@ -501,3 +501,19 @@ def test_the_destination_comes_from_the_flag_or_the_configuration(monkeypatch, t
     monkeypatch.setenv("INVOICE_SYNC__DESTINATION", "oracle")
     with pytest.raises(WarehouseError, match="unknown destination 'oracle'"):
         resolve(None, None, "x.duckdb")
+
+
+def test_a_warehouse_that_goes_away_mid_sync_is_one_line_for_the_source() -> None:
+    from pipelines.sync import explain
+
+    try:
+        try:
+            raise psycopg2.OperationalError("server closed the connection unexpectedly\nmore")
+        except psycopg2.OperationalError as lost:
+            raise RuntimeError("dlt's load step failed") from lost
+    except RuntimeError as failure:
+        error = explain(METEROID, failure)
+    assert error.one_line() == (
+        "meteroid: the warehouse failed: server closed the connection unexpectedly (check that "
+        "the database server is up and reachable; the next sync completes this one)"
+    )
