@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.history import exactness_notes
 from pipelines.runs import last_runs
 from sources.common.money import MoneyError, currency_exponent
 
@@ -142,7 +143,12 @@ def _when(moment: object) -> str:
 
 
 def as_json(
-    summary: list[tuple], aging: list[tuple], checks: list[tuple], runs: list[tuple], day: str
+    summary: list[tuple],
+    aging: list[tuple],
+    checks: list[tuple],
+    runs: list[tuple],
+    day: str,
+    exactness: list[str] | None = None,
 ) -> str:
     """Exact amounts as decimal strings (JSON numbers would invite float parsing)."""
 
@@ -154,6 +160,7 @@ def as_json(
     return json.dumps(
         {
             "as_of": day,
+            "exactness": exactness or [],
             "summary": [record(SUMMARY_COLUMNS, row) for row in summary],
             "aging": [record(AGING_COLUMNS, row) for row in aging],
             "data_checks": [record(CHECK_COLUMNS, row) for row in checks],
@@ -165,17 +172,28 @@ def as_json(
     )
 
 
+def _exactness(db_path: str | Path, as_of: date | None, summary: list[tuple]) -> str:
+    """Under the header of a past day's figures: how exact each source's are."""
+    if as_of is None or as_of >= date.today():
+        return ""
+    notes = exactness_notes(db_path, as_of, [row[0] for row in summary])
+    return "".join(f"  {note}\n" for note in notes)
+
+
 def render(db_path: str | Path, as_of: date | None = None, fmt: str = "table") -> str:
     summary, aging, checks, runs = fetch(db_path, as_of)
     day = (as_of or date.today()).isoformat()
     if fmt == "csv":
         return as_csv(summary, aging, day)
     if fmt == "json":
-        return as_json(summary, aging, checks, runs, day)
+        notes = _exactness(db_path, as_of, summary).splitlines()
+        return as_json(summary, aging, checks, runs, day, [note.strip() for note in notes])
     if not summary:
         return f"No invoices in {db_path} yet."
     return (
-        f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n\n"
+        f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n"
+        + _exactness(db_path, as_of, summary)
+        + "\n"
         + table(SUMMARY_COLUMNS, summary)
         + "\n\nAging of outstanding amounts\n\n"
         + (table(AGING_COLUMNS, aging) if aging else "nothing outstanding")

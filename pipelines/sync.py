@@ -21,6 +21,7 @@ import requests
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.history import record_history
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, count_changes, keep_digests, record_run
 from pipelines.tuning import (
@@ -259,6 +260,7 @@ def sync(
     for result in results:
         if result.ok:
             result.counts = count_changes(db_path, result.vendor, full_refresh)
+            record_history(db_path, result.vendor, started[result.vendor])
         record_run(
             db_path,
             result.vendor,

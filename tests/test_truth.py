@@ -188,9 +188,7 @@ def test_history_rows_are_dated_by_the_moved_stamp_else_the_sync() -> None:
         Observation(T + timedelta(hours=5), open_),
         Observation(T + timedelta(hours=24 * 31 + 1), void),
     ]
-    unstamped = observations(
-        [sighting(24 * 30, open_), sighting(24 * 32, void)], date(2026, 3, 1)
-    )
+    unstamped = observations([sighting(24 * 30, open_), sighting(24 * 32, void)], date(2026, 3, 1))
     assert [row.valid_from for row in unstamped] == [
         datetime(2026, 3, 1, tzinfo=UTC),  # no stamp: what was so at first is so from issue
         T + timedelta(hours=24 * 32),  # and a change from the sync that saw it

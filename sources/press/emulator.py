@@ -103,6 +103,7 @@ class PressEmulator(Emulator):
         self.team = team
         self.split_items = split_items
         self.float_artifacts = float_artifacts
+        self._snapshot: frozenset[str] = frozenset()  # ledger ids of the last snapshot served
         for method in ("GET", "POST"):
             self.route(method, settings.SUMMARY_PATH, "summary", self.get_summary)
 
@@ -142,9 +143,8 @@ class PressEmulator(Emulator):
         invoices = [inv for inv in self.ledger.snapshot() if _served_status(inv)]
         invoices.sort(key=lambda inv: (inv.created_at, inv.id), reverse=True)
         items = self._grouped_items(invoices)
-        rows = []
-        for inv in invoices:
-            rows.append(self.render(inv, items.get(press_name(inv), [])))
+        rows = [self.render(inv, items.get(press_name(inv), [])) for inv in invoices]
+        self._snapshot = frozenset(inv.id for inv in invoices)
         return Response.json(200, {"message": rows})
 
     def _grouped_items(self, invoices: list[Invoice]) -> dict[str, list[dict[str, Any]]]:
@@ -221,10 +221,15 @@ class PressEmulator(Emulator):
         """Issued and due at the period's end (Press sends neither date)."""
         return press_name(inv), inv.period_end, inv.period_end
 
-    def sighting(self, version: Invoice, in_sync: bool, at: datetime) -> Sighting | None:
+    def listed(self) -> frozenset[str]:
+        """The invoices of the last snapshot served: a sync marks any other it had loaded as
+        vanished (a stopped sync's snapshot is loaded first, then the new one read)."""
+        return self._snapshot
+
+    def sighting(self, version: Invoice, listed: bool, at: datetime) -> Sighting | None:
         """Press dates nothing; an invoice that left the snapshot carries, if it was Paid, a
         refund dated when the sync noticed (`vanished_at`)."""
-        if in_sync:
+        if listed:
             return Sighting(at, _as_served(version), None, Transitions(), ())
         figures = _as_vanished(version)
         refund = (

@@ -277,10 +277,13 @@ class Emulator:
         holds, of every invoice, the version last served. Tests call it after each sync that
         succeeded, so `truth(as_of)` knows what each sync saw."""
         with self._served_lock:
-            self._landed.append(
-                (at or datetime.now(UTC), dict(self._last_served), frozenset(self._served_since))
-            )
+            self._landed.append((at or datetime.now(UTC), dict(self._last_served), self.listed()))
             self._served_since = set()
+
+    def listed(self) -> frozenset[str]:
+        """The invoices the sync that lands now was shown (by default: those served since the
+        last sync landed). Called under the lock that `serve` takes."""
+        return frozenset(self._served_since)
 
     def served_before(self, invoice: Invoice) -> Invoice | None:
         """The version of `invoice` last served, or None if it never was."""
@@ -288,9 +291,9 @@ class Emulator:
             version = self._last_served.get(invoice.id)
         return None if version is None else self._version(invoice, version)
 
-    def sighting(self, version: Invoice, in_sync: bool, at: datetime) -> Sighting | None:
+    def sighting(self, version: Invoice, listed: bool, at: datetime) -> Sighting | None:
         """What a sync at `at` lands of the version of an invoice it was served last
-        (`in_sync`: served in that very sync, not only by an earlier one)."""
+        (`listed`: among the invoices that sync was shown, see `listed()`)."""
         figures = self.figures(version)
         if figures is None:
             return None
@@ -303,16 +306,14 @@ class Emulator:
         with self._served_lock:
             landed = list(self._landed)
             if self._served_since or not landed:
-                landed.append(
-                    (datetime.now(UTC), dict(self._last_served), frozenset(self._served_since))
-                )
+                landed.append((datetime.now(UTC), dict(self._last_served), self.listed()))
         remembered: dict[str, Money] = {}
         sightings = []
-        for at, served, in_sync in landed:
+        for at, served, listed in landed:
             version = served.get(invoice.id)
             if version is None:
                 continue
-            sighting = self.sighting(self._version(invoice, version), invoice.id in in_sync, at)
+            sighting = self.sighting(self._version(invoice, version), invoice.id in listed, at)
             if sighting is None:
                 continue
             # the warehouse keeps every dated payment a sync saw (billing.payment_history);

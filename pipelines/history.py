@@ -1,0 +1,142 @@
+"""The warehouse's own history: what each sync saw of every invoice, from when to when.
+
+Where a vendor sends no date for a change (a void in Sequence, anything in Press), the
+point-in-time macros (`billing.ar_invoices_at`) date it from this history. After each
+successful sync of a source, `record_history` writes to `billing.invoice_history` one row per
+invoice whose status, amount paid, amount due or credit changed (the rows
+`staging.invoice_changes` describes, valid from the vendor's update stamp where it moved,
+else from when the sync fetched the data), closes the row it follows, and keeps in
+`billing.payment_history` every dated payment or refund the sync loaded. Both tables live in
+the `billing` schema, which `--full-refresh` does not replace, so history outlives it.
+
+A history table of our own rather than dlt's `scd2` merge strategy: scd2 would change every
+raw table, and so every staging view, and its validity comes from load time, not from the
+vendor's own timestamps; and it would version whole rows, where AR needs only a change of
+status or money. As with the change counts (`pipelines/runs.py`), only invoices written by
+loads newer than the last one recorded are compared (each staging row names its `load_id`),
+so a sync of unchanged data adds no row and costs what it loaded.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines.registry import VENDORS
+from pipelines.tuning import warehouse_connection
+from pipelines.views import SQL_DIR
+
+HISTORY_DDL = (SQL_DIR / "20_billing" / "50_history.sql").read_text()
+MARKS = "_invoice_sync.history_marks"  # source -> the newest load whose invoices were compared
+
+
+def record_history(db_path: str | Path, source: str, seen_at: datetime) -> int:
+    """Write what the sync of `source` at `seen_at` saw; returns how many history rows it
+    added. Run after the views are built (it reads `staging.invoice_changes`)."""
+    with warehouse_connection(db_path) as con:
+        con.execute(HISTORY_DDL)
+        con.execute("CREATE SCHEMA IF NOT EXISTS _invoice_sync")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {MARKS} (source VARCHAR PRIMARY KEY, load_id DOUBLE)"
+        )
+        con.execute("BEGIN TRANSACTION")
+        since = _compared_up_to(con, source)
+        con.execute(
+            "CREATE TEMP TABLE changed AS SELECT * FROM staging.invoice_changes(?) "
+            "WHERE source = ? AND CAST(load_id AS DOUBLE) > ?",
+            [seen_at, source, since],
+        )
+        con.execute(
+            "UPDATE billing.invoice_history AS h SET valid_to = c.valid_from FROM changed AS c "
+            "WHERE h.source = c.source AND h.invoice_id = c.invoice_id AND h.valid_to IS NULL"
+        )
+        con.execute(
+            "INSERT INTO billing.invoice_history "
+            "(source, invoice_id, valid_from, valid_to, status, amount_paid, amount_due, "
+            "amount_credited, vendor_updated_at, first_seen, seen_at, load_id) "
+            "SELECT source, invoice_id, valid_from, NULL, status, amount_paid, amount_due, "
+            "amount_credited, vendor_updated_at, first_seen, ?, load_id FROM changed",
+            [seen_at],
+        )
+        [(added,)] = con.execute("SELECT count(*) FROM changed").fetchall()
+        _keep_dated_money(con, source, since, seen_at)
+        con.execute(
+            f"INSERT OR REPLACE INTO {MARKS} SELECT ?, max(CAST(load_id AS DOUBLE)) "
+            f'FROM staging."{source}_invoices"',
+            [source],
+        )
+        con.execute("DROP TABLE changed")
+        con.execute("COMMIT")
+    return added
+
+
+def _compared_up_to(con: duckdb.DuckDBPyConnection, source: str) -> float:
+    """The newest load already compared; -1 (everything) when the source has no history yet,
+    so a history emptied by hand is written again in full."""
+    [(mark,)] = con.execute(
+        f"SELECT coalesce(max(load_id), -1) FROM {MARKS} WHERE source = ? AND EXISTS "
+        "(SELECT 1 FROM billing.invoice_history WHERE source = ?)",
+        [source, source],
+    ).fetchall()
+    return mark
+
+
+def _keep_dated_money(
+    con: duckdb.DuckDBPyConnection, source: str, since: float, seen_at: datetime
+) -> None:
+    """Keep the dated payments and refunds of the invoices loaded since `since` that the
+    history does not hold yet."""
+    con.execute(
+        "INSERT INTO billing.payment_history "
+        "(source, invoice_id, payment_id, kind, amount, processed_at, seen_at) "
+        "SELECT m.source, m.invoice_id, m.payment_id, m.kind, m.amount, m.processed_at, ? "
+        "FROM staging.dated_money AS m "
+        f'JOIN staging."{source}_invoices" AS i ON i.invoice_id = m.invoice_id '
+        "WHERE m.source = ? AND CAST(i.load_id AS DOUBLE) > ? AND NOT EXISTS ("
+        "SELECT 1 FROM billing.payment_history AS h WHERE h.source = m.source "
+        "AND h.invoice_id = m.invoice_id AND h.payment_id = m.payment_id)",
+        [seen_at, source, since],
+    )
+
+
+def exactness_notes(db_path: str | Path, as_of: date, sources: list[str]) -> list[str]:
+    """One line per source saying how exact its figures for `as_of` are: exact where the
+    vendor dates every change; else which changes the history dates, and how (the vendor's
+    update stamp, or the sync that saw them), and that before the first sync they are taken
+    as of each invoice's last update or issue date."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        known = {
+            source: (first, stamped)
+            for source, first, stamped in con.execute(
+                "SELECT source, CAST(min(seen_at) AT TIME ZONE 'UTC' AS DATE), "
+                "count(vendor_updated_at) > 0 FROM billing.invoice_history GROUP BY source"
+            ).fetchall()
+        }
+    except duckdb.CatalogException:
+        known = {}
+    finally:
+        con.close()
+    notes = []
+    for source in sorted(set(sources)):
+        vendor = VENDORS.get(source)
+        if vendor is None:
+            continue
+        if not vendor.undated:
+            notes.append(f"{source}: exact (the vendor dates every change)")
+            continue
+        first, stamped = known.get(source, (None, False))
+        basis = "last update" if stamped else "issue date"
+        if first is None:
+            notes.append(f"{source}: dates of {vendor.undated} unknown (no sync recorded yet)")
+        elif as_of < first:
+            notes.append(
+                f"{source}: dates of {vendor.undated} unknown before the first sync, {first} "
+                f"(taken as each invoice's {basis})"
+            )
+        else:
+            by = "each invoice's last update" if stamped else "the sync that saw them"
+            notes.append(f"{source}: {vendor.undated} dated by {by} (syncs since {first})")
+    return notes
