@@ -1,4 +1,5 @@
-"""Property: whatever happens between and during syncs, the warehouse ends equal to the truth.
+"""Property: whatever happens between and during syncs, the warehouse ends equal to the truth,
+today and on random past days (as far as the vendor's dates and the history can know them).
 
 CI (where `CI` is set) runs 100 generated scenarios per vendor, the `ci` profile; a
 developer's run uses 15 (`dev`). `HYPOTHESIS_PROFILE=ci` runs CI's amount anywhere.
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 
 from pipelines.registry import VENDORS
-from tests.scenarios import run_scenario, scenarios
+from tests.scenarios import days_back, run_scenario, scenarios
 
 # CI does not shrink: a failure is reported at once, with the example that failed.
 settings.register_profile(
@@ -45,12 +46,12 @@ SOURCE_OPTIONS = {
 def test_warehouse_always_ends_equal_to_the_truth(vendor_name: str) -> None:
     vendor = VENDORS[vendor_name]
 
-    @given(steps=scenarios)
+    @given(steps=scenarios, days=days_back)
     # The very first sync stopped part-way, then an invoice leaves Press's snapshot: dlt would
     # have discarded the fetched data when the dataset did not exist yet (found by this test).
-    @example(steps=[("killed_sync", "extract", 1), ("uncollectible", 0)])
-    @example(steps=[("killed_sync", "normalize", 1), ("void", 0)])
-    def check(steps: list[tuple]) -> None:
-        run_scenario(vendor, steps, source_options=SOURCE_OPTIONS[vendor_name])
+    @example(steps=[("killed_sync", "extract", 1), ("uncollectible", 0)], days=[30])
+    @example(steps=[("killed_sync", "normalize", 1), ("void", 0)], days=[30])
+    def check(steps: list[tuple], days: list[int]) -> None:
+        run_scenario(vendor, steps, days_back=days, source_options=SOURCE_OPTIONS[vendor_name])
 
     check()
