@@ -38,9 +38,7 @@ def record_history(db_path: str | Path, source: str, seen_at: datetime) -> int:
     with warehouse_connection(db_path) as con:
         con.execute(HISTORY_DDL)
         con.execute("CREATE SCHEMA IF NOT EXISTS _invoice_sync")
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {MARKS} (source VARCHAR PRIMARY KEY, load_id DOUBLE)"
-        )
+        con.execute(f"CREATE TABLE IF NOT EXISTS {MARKS} (source VARCHAR, load_id DOUBLE)")
         con.execute("BEGIN TRANSACTION")
         since = _compared_up_to(con, source)
         con.execute(
@@ -62,8 +60,9 @@ def record_history(db_path: str | Path, source: str, seen_at: datetime) -> int:
         )
         [(added,)] = con.execute("SELECT count(*) FROM changed").fetchall()
         _keep_dated_money(con, source, since, seen_at)
+        con.execute(f"DELETE FROM {MARKS} WHERE source = ?", [source])
         con.execute(
-            f"INSERT OR REPLACE INTO {MARKS} SELECT ?, max(CAST(load_id AS DOUBLE)) "
+            f"INSERT INTO {MARKS} SELECT ?, max(CAST(load_id AS DOUBLE)) "
             f'FROM staging."{source}_invoices"',
             [source],
         )
