@@ -42,13 +42,13 @@ def record_history(db_path: str | Path, source: str, seen_at: datetime) -> int:
         con.execute(f"CREATE TABLE IF NOT EXISTS {MARKS} (source VARCHAR, load_id DOUBLE)")
         con.execute("BEGIN TRANSACTION")
         since = _compared_up_to(con, source)
-        # a list of the invoices to compare, or NULL: every invoice of the source
-        loaded = (_loaded_since(con, source, since),)
+        named, newest = _loaded_since(con, source, since)
+        # the invoices named (twice: a list, or NULL for every invoice of the source)
         among = "(?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], invoice_id))"
         con.execute(
             "CREATE TEMP TABLE changed AS SELECT * FROM staging.invoice_changes(?) "
             f"WHERE source = ? AND {among}",
-            [seen_at, source, *loaded * 2],
+            [seen_at, source, named, named],
         )
         con.execute(
             "UPDATE billing.invoice_history AS h SET valid_to = c.valid_from FROM changed AS c "
@@ -70,31 +70,33 @@ def record_history(db_path: str | Path, source: str, seen_at: datetime) -> int:
             f"FROM staging.dated_money AS m WHERE m.source = ? AND {among} AND NOT EXISTS ("
             "SELECT 1 FROM billing.payment_history AS h WHERE h.source = m.source "
             "AND h.invoice_id = m.invoice_id AND h.payment_id = m.payment_id)",
-            [seen_at, source, *loaded * 2],
+            [seen_at, source, named, named],
         )
         con.execute(f"DELETE FROM {MARKS} WHERE source = ?", [source])
-        con.execute(
-            f"INSERT INTO {MARKS} SELECT ?, max(CAST(load_id AS DOUBLE)) "
-            f'FROM staging."{source}_invoices"',
-            [source],
-        )
+        con.execute(f"INSERT INTO {MARKS} VALUES (?, ?)", [source, newest])
         con.execute("DROP TABLE changed")
         con.execute("COMMIT")
     return added
 
 
-def _loaded_since(con: duckdb.DuckDBPyConnection, source: str, since: float) -> list[str] | None:
-    """The invoices loaded after `since`, or None (meaning all) when there are very many.
+def _loaded_since(
+    con: duckdb.DuckDBPyConnection, source: str, since: float
+) -> tuple[list[str] | None, float]:
+    """The invoices loaded after `since` (None, meaning all, when there are very many), and
+    the newest load among them (`since` when there is none).
 
     The staging views are read in full either way (Exsited's, for one, keeps the newest copy
     of each invoice); naming the invoices lets DuckDB read only theirs from the raw tables and
     from the payments, which at 200,000 invoices makes comparing a few hundred 4x cheaper.
     """
     loaded = con.execute(
-        f'SELECT invoice_id FROM staging."{source}_invoices" WHERE CAST(load_id AS DOUBLE) > ?',
+        f'SELECT invoice_id, CAST(load_id AS DOUBLE) FROM staging."{source}_invoices" '
+        "WHERE CAST(load_id AS DOUBLE) > ?",
         [since],
     ).fetchall()
-    return None if len(loaded) > NAMED_UP_TO else [invoice_id for (invoice_id,) in loaded]
+    newest = max((load for _, load in loaded), default=since)
+    named = None if len(loaded) > NAMED_UP_TO else [invoice_id for invoice_id, _ in loaded]
+    return named, newest
 
 
 def _compared_up_to(con: duckdb.DuckDBPyConnection, source: str) -> float:

@@ -74,6 +74,16 @@ def test_performance_benchmark_measures_all_three() -> None:
     assert all(line.endswith((": met", ": NOT met")) for line in verdicts)
 
 
+def test_history_benchmark_reports_rows_and_an_unchanged_sync_adds_none() -> None:
+    run = _run("benchmarks/history_cost.py", "--invoices", "200", "--vendor", "press")
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[1]: line.split() for line in run.stdout.splitlines()[1:4]}
+    assert set(rows) == {"full", "1%", "unchanged"}
+    assert int(rows["full"][-2].replace(",", "")) == int(rows["full"][2].replace(",", ""))
+    assert rows["unchanged"][-2:] == ["0", "0"]
+    assert "press: views ar_summary" in run.stdout
+
+
 def _measured(seconds: float, peak: float) -> performance.Measured:
     return performance.Measured(seconds, 1000, peak, {})
 
