@@ -171,4 +171,6 @@ MACROS = {
     "ar_summary_at": AR_SUMMARY,
     "ar_aging_at": AR_AGING,
     "ar_overdue_at": AR_INVOICE,
+    "ar_outstanding_at": AR_INVOICE,
+    "ar_invoices_at": AR_INVOICE,
 }
