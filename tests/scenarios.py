@@ -24,7 +24,7 @@ from pipelines.sandbox import environment
 from pipelines.sync import pipeline_for, sync
 from sources.common.sandbox.ledger import DRAFT, OPEN, PAID, Ledger
 from sources.common.sandbox.server import SandboxServer
-from sources.common.sandbox.truth import ar_aging, ar_summary
+from sources.common.sandbox.truth import ar_summary
 from sources.common.vendor import Vendor
 
 # A change: (name, which eligible invoice, as an index taken modulo their number).
@@ -44,7 +44,7 @@ SUMMARY_KEYS = (
 change = st.tuples(st.sampled_from(CHANGES), st.integers(0, 10_000))
 # Past days to check after every sync, as days before the ledger's today (its seeded history
 # goes back about 200 days).
-days_back = st.lists(st.integers(1, 210), min_size=1, max_size=3)
+days_back = st.lists(st.integers(1, 210), min_size=1, max_size=2)
 step = st.one_of(
     change,
     change,
@@ -159,8 +159,9 @@ class Run:
         }
 
     def check_past(self, days_back: list[int]) -> None:
-        """On each of these past days, every invoice, the summary and the aging are what the
-        vendor's dates and the warehouse's history can know (`Emulator.truth(as_of)`)."""
+        """On each of these past days, every invoice and the summary are what the vendor's
+        dates and the warehouse's history can know (`Emulator.truth(as_of)`; the aging is
+        tested against it per vendor in tests/test_point_in_time.py)."""
         con = duckdb.connect(str(self.db), read_only=True)
         try:
             for back in days_back:
@@ -178,10 +179,6 @@ class Run:
                 assert {
                     (r[0], r[1]): dict(zip(SUMMARY_KEYS, r[2:], strict=True)) for r in summary
                 } == (ar_summary(truth, day)), day
-                aging = con.execute("SELECT * FROM billing.ar_aging_at(?)", [day]).fetchall()
-                assert {
-                    (r[0], r[1], r[2]): {"invoice_count": r[3], "amount_due": r[4]} for r in aging
-                } == (ar_aging(truth, day)), day
         finally:
             con.close()
 
