@@ -111,6 +111,18 @@ INVOICE_CHECK_COLUMNS = {
 # The dlt load that last wrote any of the data an invoice's row is computed from: a sync's
 # change counts hash again only the invoices loaded since they last counted (pipelines/runs.py).
 INVOICE_LOAD_COLUMNS = {"load_id": "VARCHAR"}
+# Point in time (docs/point-in-time.md): the dates a vendor sends for an invoice's status
+# changes (NULL where it sends none: the warehouse's history dates those), whether a missing
+# finalisation date means "never finalised", and the vendor's own update timestamp.
+INVOICE_DATE_COLUMNS = {
+    "finalization_dated": "BOOLEAN",
+    "finalized_at": "TIMESTAMP WITH TIME ZONE",
+    "paid_at": "TIMESTAMP WITH TIME ZONE",
+    "refunded_at": "TIMESTAMP WITH TIME ZONE",
+    "voided_at": "TIMESTAMP WITH TIME ZONE",
+    "uncollectible_at": "TIMESTAMP WITH TIME ZONE",
+    "vendor_updated_at": "TIMESTAMP WITH TIME ZONE",
+}
 # A vendor's own totals per currency, where its API reports them (NULL where it does not):
 # outstanding and overdue, or the number of invoices and their gross total.
 VENDOR_FIGURES = {
@@ -140,7 +152,12 @@ CHECKS = (
 
 # Per-vendor staging entities (file stem in sql/10_staging/<vendor>/) and their shapes.
 STAGING_ENTITIES = {
-    "invoices": {**INVOICES, **INVOICE_CHECK_COLUMNS, **INVOICE_LOAD_COLUMNS},
+    "invoices": {
+        **INVOICES,
+        **INVOICE_CHECK_COLUMNS,
+        **INVOICE_LOAD_COLUMNS,
+        **INVOICE_DATE_COLUMNS,
+    },
     "invoice_lines": INVOICE_LINES,
     "payments": PAYMENTS,
     "invoice_taxes": INVOICE_TAXES,
@@ -165,4 +182,6 @@ MACROS = {
     "ar_aging_at": AR_AGING,
     "ar_overdue_at": AR_INVOICE,
     "ar_trend_at": AR_TREND,
+    "ar_outstanding_at": AR_INVOICE,
+    "ar_invoices_at": AR_INVOICE,
 }

@@ -188,6 +188,14 @@ def as_destination(target: str | Path | Destination) -> Destination:
     return DuckDBDestination(Warehouse.at(target))
 
 
+def open_for_sync(target: str | Path | Destination) -> Any:
+    """The sync's own connection (views, counts, runs, history): to the DuckDB file at a path,
+    under the sync's memory cap, or to the destination."""
+    if isinstance(target, Destination):
+        return target.connect()
+    return warehouse_connection(target)
+
+
 def open_read_only(target: str | Path | Destination) -> Any:
     """A reader's connection: to the DuckDB file published at a path, or to the destination."""
     if isinstance(target, Destination):

@@ -10,9 +10,11 @@ done here because sqlglot does not, or not as needed:
   (sqlglot renders a plain CAST, which fails where TRY_CAST gives NULL); other TRY_CASTs are
   refused, with the file named, rather than rendered wrong.
 - A subquery in FROM or JOIN without an alias gets one (PostgreSQL before 16 needs it).
-- A table macro, `CREATE MACRO billing.x(as_of) AS TABLE <select>`, becomes a set-returning
-  SQL function, `billing.x(as_of date) RETURNS TABLE (...) LANGUAGE sql STABLE`, so that
-  `SELECT * FROM billing.x(DATE '2026-06-30')` reads alike on both. Its columns are those of
+- A macro becomes a SQL function. A scalar one (`CREATE MACRO x(a) AS <expression>`) returns
+  the expression's type. A table macro, `CREATE MACRO billing.x(as_of) AS TABLE <select>`,
+  becomes a set-returning SQL function, `billing.x(as_of date) RETURNS TABLE (...)
+  LANGUAGE sql STABLE`, so that `SELECT * FROM billing.x(DATE '2026-06-30')` reads alike on
+  both. Its columns are those of
   the contract (`pipelines/contract.py`) where it names the macro, else those the body
   returns, learnt by the view builder from a probe of the body (`Function.probe`). The body
   reads its parameter as `$1`, as a macro's parameter stands for its argument wherever the
@@ -33,7 +35,22 @@ from pipelines.contract import MACROS
 
 SOURCE_DIALECT = "duckdb"
 # A macro's parameters, by name, and their type on PostgreSQL (DuckDB's macros are untyped).
-PARAMETER_TYPES = {"as_of": "date"}
+PARAMETER_TYPES = {
+    "as_of": "date",
+    "issue_date": "date",
+    **dict.fromkeys(
+        (
+            "seen_at",
+            "previous_from",
+            "previous_stamp",
+            "stamp",
+            "created_at",
+            "fetched_at",
+            "last_event_at",
+        ),
+        "timestamptz",
+    ),
+}
 FUNCTION_QUOTE = "$invoice_sync$"
 _INTEGER_TEXT = r"'^\s*[-+]?[0-9]{1,18}\s*$'"  # digits a BIGINT surely holds
 
@@ -53,12 +70,15 @@ class Statement:
 
 @dataclass(frozen=True)
 class Function:
-    """A table macro as a PostgreSQL function, to be created once its columns are known."""
+    """A macro as a PostgreSQL function, to be created once its columns are known: a table
+    macro returns a table, a scalar macro (`CREATE MACRO x(a) AS <expression>`) one value,
+    the single column `value` of its body."""
 
     name: str  # qualified
     parameters: tuple[tuple[str, str], ...]  # (name, PostgreSQL type)
     body: str  # the macro's SELECT in PostgreSQL, its parameters as $1, $2, ...
     probe: str  # the same SELECT with each parameter a NULL of its type: learn its columns
+    returns_table: bool = True
 
     kind = "function"
 
@@ -76,6 +96,15 @@ class Function:
 
     def create_sql(self, probed: list[tuple[str, str]]) -> str:
         columns = self.columns(probed)
+        if not self.returns_table:
+            [(name, kind)] = columns
+            parameters = ", ".join(f"{p} {t}" for p, t in self.parameters)
+            return (
+                f"CREATE FUNCTION {self.name}({parameters}) RETURNS {kind} "
+                f"LANGUAGE sql STABLE AS {FUNCTION_QUOTE}\n"
+                f"SELECT CAST({quote(name)} AS {kind}) FROM (\n{self.body}\n) AS _result\n"
+                f"{FUNCTION_QUOTE}"
+            )
         returns = ", ".join(f"{quote(name)} {kind}" for name, kind in columns)
         casts = ", ".join(f"CAST({quote(n)} AS {kind}) AS {quote(n)}" for n, kind in columns)
         parameters = ", ".join(f"{name} {kind}" for name, kind in self.parameters)
@@ -151,12 +180,9 @@ def _alias_subqueries(tree: exp.Expression) -> None:
 def _function(create: exp.Create) -> Function:
     macro = create.this
     returns = create.find(exp.ReturnsProperty)
-    if not isinstance(macro, exp.UserDefinedFunction) or not (
-        returns and returns.args.get("is_table")
-    ):
-        raise RenderError(
-            "only table macros (CREATE MACRO ... AS TABLE) have a PostgreSQL rendering"
-        )
+    if not isinstance(macro, exp.UserDefinedFunction):
+        raise RenderError("a macro sqlglot does not read as one has no PostgreSQL rendering")
+    returns_table = bool(returns and returns.args.get("is_table"))
     name = macro.this.sql("postgres")
     names = [parameter.name for parameter in macro.expressions]
     unknown = [n for n in names if n not in PARAMETER_TYPES]
@@ -166,6 +192,8 @@ def _function(create: exp.Create) -> Function:
             "(pipelines/dialects.py, PARAMETER_TYPES)"
         )
     body = create.expression
+    if not returns_table:  # one value: the body's single column, named `value`
+        body = exp.select(exp.alias_(body, "value"))
 
     def with_parameters(as_value: callable) -> str:  # type: ignore[valid-type]
         def swap(node: exp.Expression) -> exp.Expression:
@@ -180,6 +208,9 @@ def _function(create: exp.Create) -> Function:
         parameters=tuple((n, PARAMETER_TYPES[n]) for n in names),
         body=with_parameters(lambda n: exp.Parameter(this=exp.Literal.number(names.index(n) + 1))),
         probe=with_parameters(
-            lambda n: exp.Cast(this=exp.Null(), to=exp.DataType.build(PARAMETER_TYPES[n]))
+            lambda n: exp.Cast(
+                this=exp.Null(), to=exp.DataType.build(PARAMETER_TYPES[n], dialect="postgres")
+            )
         ),
+        returns_table=returns_table,
     )

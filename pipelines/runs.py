@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.contract import INVOICES
-from pipelines.destinations import MISSING_OBJECT, Destination, dialect_of
-from pipelines.tuning import warehouse_connection
+from pipelines.destinations import MISSING_OBJECT, Destination, dialect_of, open_for_sync
 
 RUNS_DDL = """
 CREATE SCHEMA IF NOT EXISTS billing;
@@ -79,13 +78,6 @@ POSTGRES_DIGEST = "md5(CAST(ROW({}) AS TEXT))".format(
 DIGESTS = {"duckdb": (DIGEST, "UBIGINT"), "postgres": (POSTGRES_DIGEST, "TEXT")}
 
 
-def _connect(db_path: str | Path | Destination) -> Any:
-    """The sync's connection: to the DuckDB file at a path, or to the destination."""
-    if isinstance(db_path, Destination):
-        return db_path.connect()
-    return warehouse_connection(db_path)
-
-
 def _digests_table(source: str) -> str:
     return f'{DIGESTS_SCHEMA}."digests_{source}"'
 
@@ -101,7 +93,7 @@ def keep_digests(db_path: str | Path | Destination, source: str) -> None:
     sync compares every invoice once), or empty before the first sync.
     """
     digest, digest_type = DIGESTS[dialect_of(db_path)]
-    with _connect(db_path) as con:
+    with open_for_sync(db_path) as con:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables "
             "WHERE table_schema = ? AND table_name = ?",
@@ -130,7 +122,7 @@ def count_changes(
     digests then describe the warehouse as it is. Run after the views are built."""
     table = _digests_table(source)
     digest, _ = DIGESTS[dialect_of(db_path)]
-    with _connect(db_path) as con:
+    with open_for_sync(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         [(newest,)] = con.execute(
             f"SELECT max(CAST(load_id AS DOUBLE PRECISION)) FROM {table}"
@@ -174,7 +166,7 @@ def record_run(
 ) -> None:
     """One row in billing.sync_runs; `status` is `succeeded`, or `failed` when there is an
     `error`, unless given (`interrupted`)."""
-    con = _connect(db_path)
+    con = open_for_sync(db_path)
     try:
         con.execute(RUNS_DDL)
         con.execute(

@@ -17,6 +17,7 @@ from pipelines.destinations import (
     describe,
     open_read_only,
 )
+from pipelines.history import exactness_notes
 from pipelines.runs import last_runs
 from pipelines.warehouse import WarehouseError, first_line
 from sources.common.money import MoneyError, currency_exponent
@@ -51,6 +52,8 @@ class SummaryData(NamedTuple):
     aging: list[tuple]
     checks: list[tuple]
     runs: list[tuple]
+    # for a past day, per source: what is exact and what inferred (pipelines/history.py)
+    exactness: list[str] = []
 
 
 def fetch(db_path: str | Path | Destination, as_of: date | None) -> SummaryData:
@@ -75,6 +78,8 @@ def fetch(db_path: str | Path | Destination, as_of: date | None) -> SummaryData:
             "SELECT \"check\", source, coalesce(invoice_id, ''), detail FROM billing.data_checks "
             "ORDER BY 1, 2, 3, 4"
         ).fetchall()
+        past = as_of is not None and as_of < date.today()
+        exactness = exactness_notes(con, as_of, [row[0] for row in summary]) if past else []
     except MISSING_OBJECT:
         if runs:
             return SummaryData([], [], [], runs)
@@ -85,7 +90,7 @@ def fetch(db_path: str | Path | Destination, as_of: date | None) -> SummaryData:
         raise SummaryError(f"cannot read {describe(db_path)}: {first_line(err)}") from None
     finally:
         con.close()
-    return SummaryData(summary, aging, checks, runs)
+    return SummaryData(summary, aging, checks, runs, exactness)
 
 
 def failed_runs(runs: list[tuple]) -> list[tuple]:
@@ -194,6 +199,7 @@ def as_json(data: SummaryData, day: str) -> str:
     return json.dumps(
         {
             "as_of": day,
+            "exactness": data.exactness,
             "summary": [record(SUMMARY_COLUMNS, row) for row in data.summary],
             "aging": [record(AGING_COLUMNS, row) for row in data.aging],
             "data_checks": [record(CHECK_COLUMNS, row) for row in data.checks],
@@ -228,7 +234,9 @@ def render_data(
         return f"{head}No invoices in {describe(db_path)} yet.\n\n{runs_text(data.runs)}"
     return (
         head
-        + f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n\n"
+        + f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n"
+        + "".join(f"  {note}\n" for note in data.exactness)
+        + "\n"
         + table(SUMMARY_COLUMNS, data.summary)
         + "\n\nAging of outstanding amounts\n\n"
         + (table(AGING_COLUMNS, data.aging) if data.aging else "nothing outstanding")

@@ -41,6 +41,7 @@ from pipelines.destinations import (
     DuckDBDestination,
     as_destination,
 )
+from pipelines.history import record_history
 from pipelines.progress import Progress
 from pipelines.registry import VENDORS
 from pipelines.runs import InvoiceCounts, RunJournal, count_changes, keep_digests, record_run
@@ -466,6 +467,7 @@ def finish_source(
             result.views_failed = True
     if result.ok:
         result.counts = count_changes(db_path, result.vendor, full_refresh)
+        record_history(db_path, result.vendor, started_at)
     record_run(
         db_path,
         result.vendor,

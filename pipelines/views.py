@@ -34,9 +34,14 @@ from typing import Any
 from dlt.common.runtime import signals
 
 from pipelines.contract import STAGING_ENTITIES
-from pipelines.destinations import DATABASE_ERRORS, DatabaseError, Destination, dialect_of
+from pipelines.destinations import (
+    DATABASE_ERRORS,
+    DatabaseError,
+    Destination,
+    dialect_of,
+    open_for_sync,
+)
 from pipelines.dialects import Function, RenderError, render
-from pipelines.tuning import warehouse_connection
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _PLACEHOLDER = re.compile(r"\{\{\s*staging:(\w+)\s*\}\}")
@@ -55,12 +60,6 @@ class ViewBuildError(RuntimeError):
 
 def _sql_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.sql")) if folder.is_dir() else []
-
-
-def _connect(target: str | Path | Destination) -> Any:
-    if isinstance(target, Destination):
-        return target.connect()
-    return warehouse_connection(target)
 
 
 def _existing_tables(con: Any) -> set[str]:
@@ -154,7 +153,7 @@ def build_statements(con: Any, vendors: list[str]) -> list[tuple[str, str]]:
 def build_views(db_path: str | Path | Destination, vendors: list[str]) -> int:
     """(Re)create every view in one transaction; returns how many statements ran (0 when a
     PostgreSQL build was skipped: nothing changed since the last)."""
-    con = _connect(db_path)
+    con = open_for_sync(db_path)
     try:
         statements = build_statements(con, vendors)
         if dialect_of(db_path) == "postgres":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,11 @@ class Sandbox:
     def settings(self) -> dict[str, str]:
         return self.emulator.settings(self.server.base_url(self.emulator))
 
-    def sync(self, full_refresh: bool = False, **source_options: Any) -> SourceResult:
-        """Sync this vendor into `db` and rebuild the views; returns the vendor's result."""
+    def sync(
+        self, full_refresh: bool = False, landed_at: datetime | None = None, **source_options: Any
+    ) -> SourceResult:
+        """Sync this vendor into `db` and rebuild the views; returns the vendor's result.
+        `landed_at`: when the emulator's truth takes the sync to have run (default now)."""
         with environment(self.settings):
             [result] = sync(
                 [self.vendor],
@@ -61,10 +64,12 @@ class Sandbox:
                 full_refresh,
                 {self.vendor.name: source_options} if source_options else None,
             )
+        if result.ok:  # what the sync was served is what the warehouse now holds
+            self.emulator.sync_landed(landed_at)
         return result
 
-    def sync_ok(self, **source_options: Any) -> SourceResult:
-        result = self.sync(**source_options)
+    def sync_ok(self, landed_at: datetime | None = None, **source_options: Any) -> SourceResult:
+        result = self.sync(landed_at=landed_at, **source_options)
         assert result.ok, result.describe()
         return result
 
@@ -99,10 +104,11 @@ class Sandbox:
         return {(r[0], r[1], r[2]): {"invoice_count": r[3], "amount_due": r[4]} for r in rows}
 
     def truth_summary(self, as_of: date) -> dict:
-        return ar_summary(self.emulator.truth(), as_of)
+        """The emulator's truth at the end of `as_of`, as the syncs so far can know it."""
+        return ar_summary(self.emulator.truth(as_of), as_of)
 
     def truth_aging(self, as_of: date) -> dict:
-        return ar_aging(self.emulator.truth(), as_of)
+        return ar_aging(self.emulator.truth(as_of), as_of)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,27 @@ from pipelines.sandbox import environment
 from pipelines.sync import pipeline_for, sync
 from sources.common.sandbox.ledger import DRAFT, OPEN, PAID, Ledger
 from sources.common.sandbox.server import SandboxServer
+from sources.common.sandbox.truth import ar_summary
 from sources.common.vendor import Vendor
 
 # A change: (name, which eligible invoice, as an index taken modulo their number).
 CHANGES = ("create", "pay", "partial", "fail", "void", "finalize", "uncollectible", "refund")
 KILL_STAGES = ("extract", "normalize", "requests")
+SUMMARY_KEYS = (
+    "open_count",
+    "outstanding",
+    "overdue_count",
+    "overdue",
+    "paid_count",
+    "paid",
+    "draft_count",
+    "void_count",
+)
 
 change = st.tuples(st.sampled_from(CHANGES), st.integers(0, 10_000))
+# Past days to check after every sync, as days before the ledger's today (its seeded history
+# goes back about 200 days).
+days_back = st.lists(st.integers(1, 210), min_size=1, max_size=2)
 step = st.one_of(
     change,
     change,
@@ -97,6 +112,8 @@ class Run:
             [result] = sync(
                 [self.vendor], self.db, source_options={self.vendor.name: self.source_options}
             )
+        if result.ok:  # what the sync was served is what the warehouse now holds
+            self.emulator.sync_landed()
         return result.ok
 
     def kill_sync(self, stage: str, after: int) -> None:
@@ -106,8 +123,12 @@ class Run:
                 self.emulator.after_requests(
                     after, lambda _: self.emulator.faults.inject(*["drop"] * 50)
                 )
-                sync([self.vendor], self.db, source_options={self.vendor.name: self.source_options})
-                self.emulator.cancel_scheduled()  # a sync shorter than `after` never tripped it
+                [result] = sync(
+                    [self.vendor], self.db, source_options={self.vendor.name: self.source_options}
+                )
+                if result.ok:  # a sync shorter than `after` never tripped it
+                    self.emulator.sync_landed()
+                self.emulator.cancel_scheduled()
                 self.emulator.faults.queued.clear()
                 return
             pipeline = pipeline_for(self.vendor.name, self.db)
@@ -116,11 +137,13 @@ class Run:
             if stage == "normalize":
                 pipeline.normalize()
 
-    def loaded(self) -> dict[str, tuple]:
+    def connect_read_only(self) -> Any:
         if isinstance(self.db, Destination):
-            con = self.db.connect_read_only()
-        else:
-            con = duckdb.connect(str(self.db), read_only=True)
+            return self.db.connect_read_only()
+        return duckdb.connect(str(self.db), read_only=True)
+
+    def loaded(self) -> dict[str, tuple]:
+        con = self.connect_read_only()
         try:
             rows = con.execute(
                 "SELECT invoice_id, status, currency, total, amount_paid, amount_due, due_date "
@@ -141,11 +164,36 @@ class Run:
             for t in self.emulator.truth()
         }
 
+    def check_past(self, days_back: list[int]) -> None:
+        """On each of these past days, every invoice and the summary are what the vendor's
+        dates and the warehouse's history can know (`Emulator.truth(as_of)`; the aging is
+        tested against it per vendor in tests/test_point_in_time.py)."""
+        con = self.connect_read_only()
+        try:
+            for back in days_back:
+                day = self.emulator.ledger.today - timedelta(days=back)
+                truth = self.emulator.truth(day)
+                invoices = con.execute(
+                    "SELECT invoice_id, status, amount_paid, amount_due "
+                    "FROM billing.ar_invoices_at(?) WHERE source = ?",
+                    [day, self.vendor.name],
+                ).fetchall()
+                assert {i: tuple(v) for i, *v in invoices} == {
+                    t.invoice_id: (t.status, t.amount_paid, t.amount_due) for t in truth
+                }, day
+                summary = con.execute("SELECT * FROM billing.ar_summary_at(?)", [day]).fetchall()
+                assert {
+                    (r[0], r[1]): dict(zip(SUMMARY_KEYS, r[2:], strict=True)) for r in summary
+                } == (ar_summary(truth, day)), day
+        finally:
+            con.close()
+
 
 def run_scenario(
     vendor: Vendor,
     steps: list[tuple],
     *,
+    days_back: list[int] = (),
     invoices: int = 8,
     seed: int = 3,
     source_options: dict[str, Any] | None = None,
@@ -153,7 +201,8 @@ def run_scenario(
     warehouse: Callable[[Path], Destination] | None = None,
 ) -> None:
     """Play `steps` against a fresh emulator and warehouse (a DuckDB file, or what
-    `warehouse(folder)` makes); assert after every sync."""
+    `warehouse(folder)` makes); assert after every sync (on the past days `days_back` too,
+    after every sync that succeeded)."""
     ledger = vendor.make_ledger(seed=seed, invoices=invoices)
     emulator = vendor.emulator(ledger, None, **(emulator_options or {}))
     with tempfile.TemporaryDirectory() as folder, SandboxServer({"": emulator}) as server:
@@ -166,6 +215,7 @@ def run_scenario(
             elif kind == "sync":
                 assert run.sync(), "a clean sync failed"
                 assert run.loaded() == run.truth()
+                run.check_past(days_back)
             elif kind == "sync_with_changes":
                 before = set(run.truth())
                 for name, pick in step[2]:
@@ -176,5 +226,6 @@ def run_scenario(
                 missing = before - set(run.loaded())
                 assert not missing, f"lost while paging: {sorted(missing)}"
                 emulator.cancel_scheduled()
+                run.check_past(days_back)
             elif kind == "killed_sync":
                 run.kill_sync(step[1], step[2])

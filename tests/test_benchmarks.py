@@ -91,6 +91,16 @@ def test_postgres_benchmark_syncs_both_and_times_the_views(postgres_server) -> N
         assert label in run.stdout
 
 
+def test_history_benchmark_reports_rows_and_an_unchanged_sync_adds_none() -> None:
+    run = _run("benchmarks/history_cost.py", "--invoices", "200", "--vendor", "press")
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[1]: line.split() for line in run.stdout.splitlines()[1:4]}
+    assert set(rows) == {"full", "1%", "unchanged"}
+    assert int(rows["full"][-2].replace(",", "")) == int(rows["full"][2].replace(",", ""))
+    assert rows["unchanged"][-2:] == ["0", "0"]
+    assert "press: views ar_summary" in run.stdout
+
+
 def _measured(seconds: float, peak: float) -> performance.Measured:
     return performance.Measured(seconds, 1000, peak, {}, seconds / 20, 10**8)
 

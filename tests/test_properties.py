@@ -1,4 +1,5 @@
-"""Property: whatever happens between and during syncs, the warehouse ends equal to the truth.
+"""Property: whatever happens between and during syncs, the warehouse ends equal to the truth,
+today and on random past days (as far as the vendor's dates and the history can know them).
 
 CI (where `CI` is set) runs 100 generated scenarios per vendor, the `ci` profile; a
 developer's run uses 15 (`dev`). `HYPOTHESIS_PROFILE=ci` runs CI's amount anywhere.
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from pipelines.destinations import PostgresDestination
 from pipelines.registry import VENDORS
 from tests.postgres import PostgresServer
-from tests.scenarios import run_scenario, scenarios
+from tests.scenarios import days_back, run_scenario, scenarios
 
 # CI does not shrink: a failure is reported at once, with the example that failed.
 settings.register_profile(
@@ -61,15 +62,16 @@ def check_scenarios(
     makes; as many as the profile says, or `max_examples`."""
     vendor = VENDORS[vendor_name]
 
-    @given(steps=scenarios)
+    @given(steps=scenarios, days=days_back)
     # The very first sync stopped part-way, then an invoice leaves Press's snapshot: dlt would
     # have discarded the fetched data when the dataset did not exist yet (found by this test).
-    @example(steps=[("killed_sync", "extract", 1), ("uncollectible", 0)])
-    @example(steps=[("killed_sync", "normalize", 1), ("void", 0)])
-    def check(steps: list[tuple]) -> None:
+    @example(steps=[("killed_sync", "extract", 1), ("uncollectible", 0)], days=[30])
+    @example(steps=[("killed_sync", "normalize", 1), ("void", 0)], days=[30])
+    def check(steps: list[tuple], days: list[int]) -> None:
         run_scenario(
             vendor,
             steps,
+            days_back=days,
             source_options=SOURCE_OPTIONS[vendor_name],
             emulator_options=EMULATOR_OPTIONS.get(vendor_name),
             warehouse=warehouse,

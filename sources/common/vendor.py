@@ -29,6 +29,9 @@ class Vendor:
     error_message: Callable[[Any], str | None]
     # How the sandbox builds this vendor's ledger by default.
     ledger_options: dict[str, Any] | None = None
+    # The changes its API sends no date for, which the warehouse's history dates
+    # (docs/point-in-time.md; `invoice-sync summary --as-of` says so); "" when it dates all.
+    undated: str = ""
 
     def make_ledger(self, seed: int = 7, invoices: int = 60, **options: Any) -> Ledger:
         return Ledger(seed=seed, invoices=invoices, **{**(self.ledger_options or {}), **options})

@@ -315,4 +315,5 @@ VENDOR = Vendor(
     credential_keys=("client_id", "client_secret"),
     emulator=make_emulator,
     error_message=error_message,
+    undated="payments before an invoice's last, refunds, write-offs and finalisations",
 )

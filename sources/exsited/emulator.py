@@ -36,7 +36,7 @@ from sources.common.sandbox.ledger import (
     Ledger,
 )
 from sources.common.sandbox.server import BadRequest, Emulator, Faults, Request, Response, int_arg
-from sources.common.sandbox.truth import TruthInvoice
+from sources.common.sandbox.truth import Figures, Money, Transitions, settled_money, written
 from sources.exsited.settings import TOKEN_PATH
 
 CLIENT_ID = "sandbox-exsited-client"
@@ -408,6 +408,7 @@ class ExsitedEmulator(Emulator):
         return rendered
 
     def render(self, inv: Invoice, in_account: bool = False) -> dict[str, Any]:
+        self.serve(inv)
         status = _STATUS.get(inv.status, "ACTIVE")
         settled = [t for t in inv.transactions if t.kind == PAYMENT and t.status == SETTLED]
         last = settled[-1] if settled else None
@@ -481,20 +482,33 @@ class ExsitedEmulator(Emulator):
 
     # -- ground truth --------------------------------------------------------------------
 
-    def truth(self) -> list[TruthInvoice]:
-        return [
-            TruthInvoice(
-                source=self.name,
-                invoice_id=inv.number,
-                currency=inv.currency,
-                status=inv.status,
-                total=inv.major(inv.total),
-                amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
-                amount_due=inv.major(inv.amount_due),
-                due_date=inv.due_date,
-            )
-            for inv in self.ledger.snapshot()
-        ]
+    def figures(self, inv: Invoice) -> Figures:
+        return Figures(
+            status=inv.status,
+            total=inv.major(inv.total),
+            amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
+            amount_due=inv.major(inv.amount_due),
+            credited=inv.major(inv.credits),
+            refunded=inv.major(inv.refunds_settled),
+        )
+
+    def identity(self, inv: Invoice) -> tuple[str, date, date | None]:
+        return inv.number, inv.issue_date, inv.due_date
+
+    def dated(self, inv: Invoice) -> tuple[Transitions, tuple[Money, ...]]:
+        """Only the last payment is dated (`last_payment.created_at`, which for a paid invoice
+        is when it was paid) and a void (`kpis.voided_on`); earlier payments, refunds
+        (`kpis.credit_issued`), write-offs and finalisations are not."""
+        settled = [t for t in inv.transactions if t.kind == PAYMENT and t.status == SETTLED]
+        last = settled[-1:]
+        paid = (
+            written(last[0].processed_at, "s") if last and _payment_status(inv) == "PAID" else None
+        )
+        transitions = Transitions(paid=paid, voided=written(inv.voided_at, "s"))
+        return transitions, settled_money(inv, last, "s")
+
+    def stamp(self, inv: Invoice) -> datetime | None:
+        return written(inv.updated_at, "s")
 
 
 def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> ExsitedEmulator:

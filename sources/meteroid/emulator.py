@@ -33,7 +33,7 @@ from sources.common.sandbox.server import (
     Response,
     int_arg,
 )
-from sources.common.sandbox.truth import TruthInvoice
+from sources.common.sandbox.truth import Figures, Money, Transitions, settled_money
 from sources.meteroid.settings import INVOICE_STATUSES
 
 API_KEY = "sandbox-meteroid-key"
@@ -193,6 +193,7 @@ class MeteroidEmulator(Emulator):
     # -- rendering -----------------------------------------------------------------------
 
     def render(self, inv: Invoice) -> dict[str, Any]:
+        self.serve(inv)
         customer = inv.customer
         owed = inv.total - inv.credits - inv.payments_settled
         amount_due = 0 if inv.status in (VOID, PAID, REFUNDED) else max(owed, 0)
@@ -299,29 +300,36 @@ class MeteroidEmulator(Emulator):
             "purchase_order": None,
         }
 
-    # -- ground truth --------------------------------------------------------------------
+    # -- ground truth ----------------------------------------------------------------------
 
-    def truth(self) -> list[TruthInvoice]:
-        rows = []
-        for inv in self.ledger.snapshot():
-            paid = inv.payments_settled - inv.refunds_settled
-            # A written-off invoice is still owed (the contract zeroes only draft and void);
-            # it is not outstanding, so AR figures do not count it.
-            owed = max(inv.total - inv.credits - inv.payments_settled, 0)
-            due = owed if inv.status in (OPEN, UNCOLLECTIBLE) else 0
-            rows.append(
-                TruthInvoice(
-                    source=self.name,
-                    invoice_id=inv.id,
-                    currency=inv.currency,
-                    status=inv.status,
-                    total=inv.major(inv.total),
-                    amount_paid=inv.major(paid),
-                    amount_due=inv.major(due),
-                    due_date=inv.due_date,
-                )
-            )
-        return rows
+    finalization_dated = True  # `finalized_at`: a draft voided unfinalized never had one
+
+    def figures(self, inv: Invoice) -> Figures:
+        # A written-off invoice is still owed (the contract zeroes only draft and void);
+        # it is not outstanding, so AR figures do not count it.
+        owed = max(inv.total - inv.credits - inv.payments_settled, 0)
+        return Figures(
+            status=inv.status,
+            total=inv.major(inv.total),
+            amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
+            amount_due=inv.major(owed if inv.status in (OPEN, UNCOLLECTIBLE) else 0),
+            credited=inv.major(inv.credits),
+            refunded=inv.major(inv.refunds_settled),
+        )
+
+    def dated(self, inv: Invoice) -> tuple[Transitions, tuple[Money, ...]]:
+        """Meteroid dates every event: finalized_at, paid_at, voided_at,
+        marked_as_uncollectible_at, and each transaction's processed_at."""
+        transitions = Transitions(
+            finalized=inv.finalized_at,
+            paid=inv.paid_at,
+            voided=inv.voided_at,
+            uncollectible=inv.uncollectible_at,
+        )
+        return transitions, settled_money(inv, inv.transactions)
+
+    def stamp(self, inv: Invoice) -> datetime | None:
+        return inv.updated_at
 
 
 def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> MeteroidEmulator:

@@ -203,4 +203,5 @@ VENDOR = Vendor(
     emulator=make_emulator,
     error_message=error_message,
     ledger_options={"currencies": ("USD", "INR")},
+    undated="payments and status changes",
 )

@@ -14,15 +14,25 @@ without sorting, so an invoice can come back with only some of its items) and
 from __future__ import annotations
 
 import json
-import threading
 import zlib
+from datetime import date, datetime
 from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
-from sources.common.sandbox.ledger import OPEN, PAID, PAYMENT, REFUND, SETTLED, Invoice, Ledger
+from sources.common.sandbox.ledger import (
+    OPEN,
+    PAID,
+    PAYMENT,
+    REFUND,
+    REFUNDED,
+    SETTLED,
+    UNCOLLECTIBLE,
+    Invoice,
+    Ledger,
+)
 from sources.common.sandbox.server import Emulator, Faults, Request, Response
-from sources.common.sandbox.truth import TruthInvoice
+from sources.common.sandbox.truth import ZERO, Figures, Money, Sighting, Transitions
 from sources.press import settings
 
 API_KEY = "sandbox-press-key"
@@ -93,10 +103,7 @@ class PressEmulator(Emulator):
         self.team = team
         self.split_items = split_items
         self.float_artifacts = float_artifacts
-        # Ledger id -> (status, amount_paid) when last served: the warehouse keeps invoices
-        # that leave the Paid/Unpaid set, so ground truth must know what it last saw.
-        self._served: dict[str, tuple[str, Decimal]] = {}
-        self._served_lock = threading.Lock()
+        self._snapshot: frozenset[str] = frozenset()  # ledger ids of the last snapshot served
         for method in ("GET", "POST"):
             self.route(method, settings.SUMMARY_PATH, "summary", self.get_summary)
 
@@ -136,11 +143,8 @@ class PressEmulator(Emulator):
         invoices = [inv for inv in self.ledger.snapshot() if _served_status(inv)]
         invoices.sort(key=lambda inv: (inv.created_at, inv.id), reverse=True)
         items = self._grouped_items(invoices)
-        rows = []
-        with self._served_lock:
-            for inv in invoices:
-                rows.append(self.render(inv, items.get(press_name(inv), [])))
-                self._served[inv.id] = (_served_status(inv), inv.major(inv.amount_paid))
+        rows = [self.render(inv, items.get(press_name(inv), [])) for inv in invoices]
+        self._snapshot = frozenset(inv.id for inv in invoices)
         return Response.json(200, {"message": rows})
 
     def _grouped_items(self, invoices: list[Invoice]) -> dict[str, list[dict[str, Any]]]:
@@ -185,6 +189,7 @@ class PressEmulator(Emulator):
         }
 
     def render(self, inv: Invoice, items: list[dict[str, Any]]) -> dict[str, Any]:
+        self.serve(inv)  # the warehouse keeps invoices that leave Paid/Unpaid as last served
         return {
             "name": press_name(inv),
             "status": _served_status(inv),
@@ -198,43 +203,61 @@ class PressEmulator(Emulator):
 
     # -- ground truth --------------------------------------------------------------------
 
-    def truth(self) -> list[TruthInvoice]:
-        """Invoices this emulator has served, mapped as sources/press/README.md says.
+    def figures(self, inv: Invoice) -> Figures | None:
+        """As sources/press/README.md maps it, for the invoices this emulator has served at
+        least once (only what the API has shown can be in the warehouse: an invoice never
+        served, a draft or one created, voided or written off since the last `get_summary`,
+        is absent, even if it would be served now). One served before and gone since (it left
+        Paid/Unpaid) is kept: last seen Paid becomes refunded with nothing paid, last seen
+        Unpaid becomes uncollectible with its payments; neither has anything due. Right after
+        a sync this is exactly what that sync's snapshot plus the earlier vanished invoices
+        give."""
+        last = self.served_before(inv)
+        if last is None:
+            return None
+        return _as_served(inv) if _served_status(inv) else _as_vanished(last)
 
-        Only what the API has shown can be in the warehouse: an invoice never served (a draft,
-        or one created, voided or written off since the last `get_summary`) is absent, even if
-        it would be served now. One served before and gone since (it left Paid/Unpaid) is
-        kept: last seen Paid becomes refunded with nothing paid, last seen Unpaid becomes
-        uncollectible with its payments; neither has anything due. Right after a sync this is
-        exactly what that sync's snapshot plus the earlier vanished invoices give."""
-        with self._served_lock:
-            served = dict(self._served)
-        rows = []
-        for inv in self.ledger.snapshot():
-            total = inv.major(inv.subtotal)  # the items' sum: Press sends no tax or total
-            status, paid = inv.status, inv.major(inv.amount_paid)
-            if inv.id not in served:
-                continue
-            if _served_status(inv) is None:
-                last_status, last_paid = served[inv.id]
-                status = "refunded" if last_status == "Paid" else "uncollectible"
-                paid = Decimal(0) if last_status == "Paid" else last_paid
-            if status == PAID:  # a paid invoice's amount paid includes the tax items leave out
-                total = max(total, paid)
-            due = max(total - paid, Decimal(0)) if status == OPEN else Decimal(0)
-            rows.append(
-                TruthInvoice(
-                    source=self.name,
-                    invoice_id=press_name(inv),
-                    currency=inv.currency,
-                    status=status,
-                    total=total,
-                    amount_paid=paid,
-                    amount_due=due,
-                    due_date=inv.period_end,
-                )
-            )
-        return rows
+    def identity(self, inv: Invoice) -> tuple[str, date, date | None]:
+        """Issued and due at the period's end (Press sends neither date)."""
+        return press_name(inv), inv.period_end, inv.period_end
+
+    def listed(self) -> frozenset[str]:
+        """The invoices of the last snapshot served: a sync marks any other it had loaded as
+        vanished (a stopped sync's snapshot is loaded first, then the new one read)."""
+        return self._snapshot
+
+    def sighting(self, version: Invoice, listed: bool, at: datetime) -> Sighting | None:
+        """Press dates nothing; an invoice that left the snapshot carries, if it was Paid, a
+        refund dated when the sync noticed (`vanished_at`)."""
+        if listed:
+            return Sighting(at, _as_served(version), None, Transitions(), ())
+        figures = _as_vanished(version)
+        refund = (
+            ()
+            if figures.refunded == 0
+            else (Money(f"{press_name(version)}:refund", REFUND, figures.refunded, at),)
+        )
+        return Sighting(at, figures, None, Transitions(), refund)
+
+
+def _as_served(inv: Invoice) -> Figures:
+    """A Paid or Unpaid invoice as served: the total is the items' sum (Press sends no tax or
+    total), for a paid invoice the amount paid when larger (it includes the tax items leave
+    out), the rest of it settled by credits."""
+    total, paid = inv.major(inv.subtotal), inv.major(inv.amount_paid)
+    if inv.status == PAID:
+        total = max(total, paid)
+        return Figures(PAID, total, paid, ZERO, credited=total - paid)
+    return Figures(OPEN, total, paid, max(total - paid, ZERO))
+
+
+def _as_vanished(last: Invoice) -> Figures:
+    """An invoice last served as `last` that has left the snapshot: refunded (nothing paid)
+    if it was Paid, else uncollectible (its payments kept); nothing due either way."""
+    total, paid = last.major(last.subtotal), last.major(last.amount_paid)
+    if last.status == PAID:
+        return Figures(REFUNDED, total, ZERO, ZERO, refunded=paid)
+    return Figures(UNCOLLECTIBLE, total, paid, ZERO)
 
 
 def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> PressEmulator:

@@ -530,4 +530,5 @@ VENDOR = Vendor(
     emulator=make_emulator,
     error_message=error_message,
     ledger_options={"currencies": ("USD",)},
+    undated="voids, write-offs and payments made outside Revolv3",
 )

@@ -52,7 +52,7 @@ from sources.common.sandbox.server import (
     Response,
     int_arg,
 )
-from sources.common.sandbox.truth import TruthInvoice
+from sources.common.sandbox.truth import Figures, Money, Transitions, settled_money
 
 TOKEN = "sandbox-revolv3-token"
 MERCHANT = "Sandbox Merchant LLC"
@@ -309,6 +309,7 @@ class Revolv3Emulator(Emulator):
         return inv.major(minor).quantize(FOUR_PLACES)
 
     def render(self, inv: Invoice) -> dict[str, Any]:
+        self.serve(inv)
         first, _, last = inv.customer.name.partition(" ")
         return {
             "invoiceId": _number(inv.id),
@@ -425,22 +426,26 @@ class Revolv3Emulator(Emulator):
 
     # -- ground truth --------------------------------------------------------------------
 
-    def truth(self) -> list[TruthInvoice]:
-        """Served invoices only (no drafts); due on the billing date; money net of credits."""
-        return [
-            TruthInvoice(
-                source=self.name,
-                invoice_id=str(_number(inv.id)),
-                currency=inv.currency,
-                status=inv.status,
-                total=inv.major(inv.total - inv.credits),
-                amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
-                amount_due=inv.major(inv.amount_due),
-                due_date=inv.issue_date,
-            )
-            for inv in self.ledger.snapshot()
-            if inv.status != DRAFT
-        ]
+    def figures(self, inv: Invoice) -> Figures | None:
+        """Served invoices only (no drafts); money net of credits."""
+        if inv.status == DRAFT:
+            return None
+        return Figures(
+            status=inv.status,
+            total=inv.major(inv.total - inv.credits),
+            amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
+            amount_due=inv.major(inv.amount_due),
+            refunded=inv.major(inv.refunds_settled),
+        )
+
+    def identity(self, inv: Invoice) -> tuple[str, date, date | None]:
+        """Due on the billing date."""
+        return str(_number(inv.id)), inv.issue_date, inv.issue_date
+
+    def dated(self, inv: Invoice) -> tuple[Transitions, tuple[Money, ...]]:
+        """Each attempt's `invoiceAttemptDate`; voids, write-offs (Noncollectable) and a
+        payment made outside Revolv3 (MerchantPaid) carry no date."""
+        return Transitions(), settled_money(inv, self._attempts(inv), "ms")
 
 
 def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> Revolv3Emulator:

@@ -336,4 +336,5 @@ VENDOR = Vendor(
     emulator=make_emulator,
     error_message=error_message,
     ledger_options={"currencies": settings.SANDBOX_CURRENCIES},
+    undated="refunds (credit notes), voids, write-offs and finalisations",
 )

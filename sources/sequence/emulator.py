@@ -58,7 +58,7 @@ from sources.common.sandbox.server import (
     Response,
     int_arg,
 )
-from sources.common.sandbox.truth import TruthInvoice
+from sources.common.sandbox.truth import Figures, Money, Transitions, settled_money, written
 from sources.sequence.settings import API_VERSION, INVOICE_STATUSES, PAYMENT_STATUSES
 
 CLIENT_ID = "sandbox-sequence-client"
@@ -373,6 +373,7 @@ class SequenceEmulator(Emulator):
         return {key: value for key, value in body.items() if value is not None}
 
     def render_invoice(self, inv: Invoice) -> dict[str, Any]:
+        self.serve(inv)
         customer = inv.customer
         address = {"line1": "1 Main Street", "town": "Springfield", "postcode": "10001"}
         address["country"] = customer.country
@@ -497,21 +498,26 @@ class SequenceEmulator(Emulator):
 
     # -- ground truth --------------------------------------------------------------------
 
-    def truth(self) -> list[TruthInvoice]:
-        """Per invoice: paid = settled payments less refunds (credit notes); due = balance."""
-        return [
-            TruthInvoice(
-                source=self.name,
-                invoice_id=inv.id,
-                currency=inv.currency,
-                status=inv.status,
-                total=inv.major(inv.total),
-                amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
-                amount_due=inv.major(balance(inv)),
-                due_date=inv.due_date,
-            )
-            for inv in self.ledger.snapshot()
-        ]
+    def figures(self, inv: Invoice) -> Figures:
+        """Paid = settled payments less refunds (credit notes on a paid invoice); due = balance."""
+        settled = inv.status in (PAID, REFUNDED)
+        return Figures(
+            status=inv.status,
+            total=inv.major(inv.total),
+            amount_paid=inv.major(inv.payments_settled - inv.refunds_settled),
+            amount_due=inv.major(balance(inv)),
+            credited=inv.major(inv.credits),
+            refunded=inv.major(inv.refunds_settled if settled else 0),
+        )
+
+    def dated(self, inv: Invoice) -> tuple[Transitions, tuple[Money, ...]]:
+        """Each payment allocation's `paidAt`; credit notes, voids, write-offs and
+        finalisations carry no date."""
+        payments = [t for t in inv.transactions if t.kind == PAYMENT]
+        return Transitions(), settled_money(inv, payments, "ms")
+
+    def stamp(self, inv: Invoice) -> datetime | None:
+        return written(inv.updated_at, "ms")
 
 
 # -- query arguments --------------------------------------------------------------------------

@@ -186,6 +186,7 @@ class Invoice:
     transactions: list[Transaction] = field(default_factory=list)
     finalized_at: datetime | None = None
     paid_at: datetime | None = None
+    refunded_at: datetime | None = None  # when refunds came to cover every payment
     voided_at: datetime | None = None
     uncollectible_at: datetime | None = None
     memo: str | None = None
@@ -500,8 +501,11 @@ class Ledger:
                 )
             self._settle_rest(invoice, historical)
             if target == REFUNDED:
-                self._transact(invoice, REFUND, SETTLED, invoice.payments_settled, historical)
+                refund = self._transact(
+                    invoice, REFUND, SETTLED, invoice.payments_settled, historical
+                )
                 invoice.status = REFUNDED
+                invoice.refunded_at = refund.processed_at
             elif self.rng.random() < 0.1:
                 self._transact(invoice, REFUND, SETTLED, invoice.payments_settled // 4, historical)
         elif target == VOID:
@@ -513,12 +517,18 @@ class Ledger:
             invoice.uncollectible_at = self._event_time(invoice, historical, 40)
 
     def _event_time(self, invoice: Invoice, historical: bool, days_after_issue: int) -> datetime:
+        """When the invoice's next event happens: now, or for history a time after issue (never
+        after now), and never before its previous event: a refund does not precede the payment
+        it gives back, so the ledger's dated events answer for any day."""
         if not historical:
             return self._tick()
         moment = datetime.combine(
             invoice.issue_date + timedelta(days=days_after_issue), datetime.min.time(), UTC
         ) + timedelta(hours=self.rng.randint(8, 18), minutes=self.rng.randint(0, 59))
         moment = min(moment, self.now)
+        earlier = [t.processed_at for t in invoice.transactions if t.processed_at]
+        earlier.append(invoice.finalized_at)
+        moment = max([moment, *(when for when in earlier if when)])
         invoice.updated_at = max(invoice.updated_at, moment)
         return moment
 
@@ -624,8 +634,9 @@ class Ledger:
             invoice = self.invoices[invoice_id]
             if invoice.status != PAID:
                 raise ValueError(f"{invoice_id} is {invoice.status}, not paid")
-            self._transact(invoice, REFUND, SETTLED, invoice.amount_paid, historical=False)
+            refund = self._transact(invoice, REFUND, SETTLED, invoice.amount_paid, historical=False)
             invoice.status = REFUNDED
+            invoice.refunded_at = refund.processed_at
             self._touch(invoice)
             return invoice
 

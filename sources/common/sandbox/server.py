@@ -19,7 +19,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,8 +29,17 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from sources.common.collector import objects_alive_now_frozen
-from sources.common.sandbox.ledger import Ledger
-from sources.common.sandbox.truth import TruthInvoice
+from sources.common.sandbox.ledger import Invoice, Ledger
+from sources.common.sandbox.truth import (
+    Figures,
+    Money,
+    Sighting,
+    Transitions,
+    TruthInvoice,
+    knowable,
+    observations,
+)
+from sources.common.sandbox.truth import as_of as as_of_day
 
 # "truncate" cuts a body short of its Content-Length (the client sees a broken transfer and
 # retries); "cut_json" sends a whole HTTP answer whose JSON body ends part-way (a proxy or a
@@ -167,8 +177,9 @@ Handler = Callable[..., Response]
 class Emulator:
     """Base of a vendor emulator: routing, counting, faults and scheduled changes.
 
-    Subclasses set `name`, register routes with `route()`, and implement `authenticate`,
-    `error_body`, `settings` and `truth`.
+    Subclasses set `name`, register routes with `route()`, implement `authenticate`,
+    `error_body`, `settings` and `figures`, call `serve` for every invoice they render, and
+    say what their vendor dates (`finalization_dated`, `dated`, `stamp`).
     """
 
     name = "emulator"
@@ -181,6 +192,10 @@ class Emulator:
         self._routes: list[tuple[str, re.Pattern, str, Handler]] = []
         self._scheduled: list[tuple[int, Callable[[Ledger], Any]]] = []
         self._lock = threading.Lock()
+        self._last_served: dict[str, tuple] = {}  # ledger id -> the version last served
+        self._served_since: set[str] = set()  # served since the last landed sync
+        self._landed: list[tuple[datetime, dict[str, tuple], frozenset[str]]] = []
+        self._served_lock = threading.Lock()
 
     # -- for subclasses ---------------------------------------------------------------
 
@@ -200,9 +215,164 @@ class Emulator:
         """Environment settings (`SOURCES__...`) that point `invoice-sync sync` here."""
         raise NotImplementedError
 
-    def truth(self) -> list[TruthInvoice]:
-        """The served invoices as the contract must see them."""
+    def figures(self, invoice: Invoice) -> Figures | None:
+        """An invoice (or a version of it) as the contract must see it; None if not served."""
         raise NotImplementedError
+
+    def identity(self, invoice: Invoice) -> tuple[str, date, date | None]:
+        """The contract's invoice id, issue date and due date for a ledger invoice."""
+        return invoice.id, invoice.issue_date, invoice.due_date
+
+    # -- point in time: what the vendor dates (subclasses say; the default dates nothing) ---
+
+    finalization_dated = False  # the vendor sends when an invoice was finalized
+
+    def dated(self, invoice: Invoice) -> tuple[Transitions, tuple[Money, ...]]:
+        """The status dates and the payments and refunds the vendor sends dated, for a
+        version of an invoice."""
+        return Transitions(), ()
+
+    def stamp(self, invoice: Invoice) -> datetime | None:
+        """The vendor's own update timestamp of a version of an invoice, as it lands."""
+        return None
+
+    # -- ground truth ----------------------------------------------------------------------
+
+    def truth(self, as_of: date | None = None) -> list[TruthInvoice]:
+        """The invoices as the contract must see them: now, or at the end of `as_of` as a
+        warehouse fed by this emulator can know it (`knowable` in truth.py), from what the
+        syncs that landed were served (`sync_landed`)."""
+        rows = []
+        for invoice in self.ledger.snapshot():
+            figures = self.figures(invoice) if as_of is None else self.knowable(invoice, as_of)
+            if figures is not None:
+                rows.append(self._truth_row(invoice, figures))
+        return rows
+
+    def exact_truth(self, as_of: date) -> list[TruthInvoice]:
+        """The invoices exactly as they stood at the end of `as_of` (the ledger dates every
+        event), whatever the vendor's API lets a warehouse know."""
+        rows = []
+        for invoice in self.ledger.snapshot():
+            then = as_of_day(invoice, as_of)
+            figures = None if then is None else self.figures(then)
+            if figures is not None:
+                rows.append(self._truth_row(invoice, figures))
+        return rows
+
+    def _truth_row(self, invoice: Invoice, figures: Figures) -> TruthInvoice:
+        invoice_id, _, due_date = self.identity(invoice)
+        return TruthInvoice(
+            source=self.name,
+            invoice_id=invoice_id,
+            currency=invoice.currency,
+            status=figures.status,
+            total=figures.total,
+            amount_paid=figures.amount_paid,
+            amount_due=figures.amount_due,
+            due_date=due_date,
+        )
+
+    def knowable(self, invoice: Invoice, day: date) -> Figures | None:
+        sightings = self.sightings(invoice)
+        if not sightings:
+            return None
+        _, issue_date, _ = self.identity(invoice)
+        return knowable(
+            sightings[-1],
+            observations(sightings, issue_date),
+            issue_date,
+            day,
+            self.finalization_dated,
+        )
+
+    # -- what was served, and what landed ------------------------------------------------
+
+    def serve(self, invoice: Invoice) -> None:
+        """Note the version of `invoice` a response shows (emulators call it as they render)."""
+        version = (
+            invoice.status,
+            len(invoice.transactions),
+            invoice.credits,
+            invoice.updated_at,
+            invoice.finalized_at,
+            invoice.paid_at,
+            invoice.refunded_at,
+            invoice.voided_at,
+            invoice.uncollectible_at,
+        )
+        with self._served_lock:
+            self._last_served[invoice.id] = version
+            self._served_since.add(invoice.id)
+
+    def sync_landed(self, at: datetime | None = None) -> None:
+        """A sync that read this emulator succeeded (`at`: when; default now): the warehouse
+        holds, of every invoice, the version last served. Tests call it after each sync that
+        succeeded, so `truth(as_of)` knows what each sync saw."""
+        with self._served_lock:
+            self._landed.append((at or datetime.now(UTC), dict(self._last_served), self.listed()))
+            self._served_since = set()
+
+    def listed(self) -> frozenset[str]:
+        """The invoices the sync that lands now was shown (by default: those served since the
+        last sync landed). Called under the lock that `serve` takes."""
+        return frozenset(self._served_since)
+
+    def served_before(self, invoice: Invoice) -> Invoice | None:
+        """The version of `invoice` last served, or None if it never was."""
+        with self._served_lock:
+            version = self._last_served.get(invoice.id)
+        return None if version is None else self._version(invoice, version)
+
+    def sighting(self, version: Invoice, listed: bool, at: datetime) -> Sighting | None:
+        """What a sync at `at` lands of the version of an invoice it was served last
+        (`listed`: among the invoices that sync was shown, see `listed()`)."""
+        figures = self.figures(version)
+        if figures is None:
+            return None
+        transitions, money = self.dated(version)
+        return Sighting(at, figures, self.stamp(version), transitions, money)
+
+    def sightings(self, invoice: Invoice) -> list[Sighting]:
+        """What each landed sync held of `invoice` (with the syncs noted by `sync_landed`, or,
+        for a harness that notes none, one sync now with everything served)."""
+        with self._served_lock:
+            landed = list(self._landed)
+            if self._served_since or not landed:
+                landed.append((datetime.now(UTC), dict(self._last_served), self.listed()))
+        remembered: dict[str, Money] = {}
+        sightings = []
+        for at, served, listed in landed:
+            version = served.get(invoice.id)
+            if version is None:
+                continue
+            sighting = self.sighting(self._version(invoice, version), invoice.id in listed, at)
+            if sighting is None:
+                continue
+            # the warehouse keeps every dated payment a sync saw (billing.payment_history);
+            # a payment is dated once (Press's refund: when the invoice first vanished)
+            for money in sighting.money:
+                remembered.setdefault(money.id, money)
+            sightings.append(replace(sighting, money=tuple(remembered.values())))
+        return sightings
+
+    @staticmethod
+    def _version(invoice: Invoice, version: tuple) -> Invoice:
+        status, transactions, credits, updated, finalized, paid, refunded, voided, written_off = (
+            version
+        )
+        return replace(
+            invoice,
+            status=status,
+            transactions=invoice.transactions[:transactions],
+            credits=credits,
+            updated_at=updated,
+            finalized_at=finalized,
+            paid_at=paid,
+            refunded_at=refunded,
+            voided_at=voided,
+            uncollectible_at=written_off,
+        )
 
     # -- for tests and the demo --------------------------------------------------------
 

@@ -61,5 +61,18 @@ SELECT
     CAST(m.kpi_credit_applied AS DECIMAL(18, 4)) AS amount_credited,
     CAST(m.kpi_credit_issued AS DECIMAL(18, 4)) AS amount_refunded,
     CAST(m.due AS DECIMAL(18, 4)) AS vendor_amount_due,
-    m._dlt_load_id AS load_id
+    m._dlt_load_id AS load_id,
+    -- Point in time: Exsited dates only the last payment (which for a paid invoice is when
+    -- it was paid) and a void; `last_updated_on` dates the changes the history sees.
+    false AS finalization_dated,
+    CAST(NULL AS TIMESTAMPTZ) AS finalized_at,
+    CASE
+        WHEN m.contract_status IN ('paid', 'refunded')
+            THEN CAST(m.last_payment_created_at AS TIMESTAMPTZ)
+    END AS paid_at,
+    CAST(NULL AS TIMESTAMPTZ) AS refunded_at,
+    CASE WHEN m.contract_status = 'void' THEN CAST(m.kpi_voided_on AS TIMESTAMPTZ) END
+        AS voided_at,
+    CAST(NULL AS TIMESTAMPTZ) AS uncollectible_at,
+    CAST(m.last_updated_on AS TIMESTAMPTZ) AS vendor_updated_at
 FROM mapped AS m;

@@ -48,6 +48,20 @@ SELECT
     CAST(m.amount_due AS DECIMAL(18, 4)) AS vendor_amount_due,
     CAST(NULL AS DECIMAL(18, 4)) AS vendor_outstanding,
     CAST(NULL AS DECIMAL(18, 4)) AS vendor_overdue,
-    m._dlt_load_id AS load_id
+    m._dlt_load_id AS load_id,
+    -- Point in time: Meteroid dates every status change (and each transaction, in payments);
+    -- a date counts only for a change on the way to the invoice's status now.
+    true AS finalization_dated,
+    CASE WHEN m.contract_status <> 'draft' THEN CAST(m.finalized_at AS TIMESTAMPTZ) END
+        AS finalized_at,
+    CASE WHEN m.contract_status IN ('paid', 'refunded') THEN CAST(m.paid_at AS TIMESTAMPTZ) END
+        AS paid_at,
+    CAST(NULL AS TIMESTAMPTZ) AS refunded_at,  -- its refund transactions date it
+    CASE WHEN m.contract_status = 'void' THEN CAST(m.voided_at AS TIMESTAMPTZ) END AS voided_at,
+    CASE
+        WHEN m.contract_status = 'uncollectible'
+            THEN CAST(m.marked_as_uncollectible_at AS TIMESTAMPTZ)
+    END AS uncollectible_at,
+    CAST(m.updated_at AS TIMESTAMPTZ) AS vendor_updated_at
 FROM mapped AS m
 LEFT JOIN periods AS p ON p._dlt_parent_id = m._dlt_id;

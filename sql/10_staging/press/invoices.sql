@@ -69,7 +69,20 @@ SELECT
         CASE WHEN m.contract_status = 'paid' THEN m.derived_total - m.amount_paid END
         AS DECIMAL(18, 4)
     ) AS amount_credited,
+    -- derived: an invoice inferred refunded gave back what it had been paid
+    CAST(
+        CASE WHEN m.contract_status = 'refunded' THEN m.amount_paid END AS DECIMAL(18, 4)
+    ) AS amount_refunded,
     m.in_snapshot,
     CAST(m.vanished_at AS TIMESTAMPTZ) AS vanished_at,
-    m.load_id
+    m.load_id,
+    -- Point in time: Press dates nothing (the derived refund in payments is dated when a sync
+    -- saw the invoice vanish); the warehouse's history dates every change.
+    false AS finalization_dated,
+    CAST(NULL AS TIMESTAMPTZ) AS finalized_at,
+    CAST(NULL AS TIMESTAMPTZ) AS paid_at,
+    CAST(NULL AS TIMESTAMPTZ) AS refunded_at,
+    CAST(NULL AS TIMESTAMPTZ) AS voided_at,
+    CAST(NULL AS TIMESTAMPTZ) AS uncollectible_at,
+    CAST(NULL AS TIMESTAMPTZ) AS vendor_updated_at
 FROM totalled AS m;

@@ -57,5 +57,15 @@ SELECT
     m.merchant_legal_name,
     CAST(m.parent_invoice_id AS VARCHAR) AS parent_invoice_id,
     CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded,
-    m._dlt_load_id AS load_id
+    m._dlt_load_id AS load_id,
+    -- Point in time: Revolv3 dates each attempt (in payments), which dates payments and
+    -- refunds; voids, write-offs and MerchantPaid are dated by the warehouse's history. No
+    -- drafts, so an invoice counts from its billing date; lastUpdateDate does not land.
+    false AS finalization_dated,
+    CAST(NULL AS TIMESTAMPTZ) AS finalized_at,
+    CAST(NULL AS TIMESTAMPTZ) AS paid_at,
+    CAST(NULL AS TIMESTAMPTZ) AS refunded_at,
+    CAST(NULL AS TIMESTAMPTZ) AS voided_at,
+    CAST(NULL AS TIMESTAMPTZ) AS uncollectible_at,
+    CAST(NULL AS TIMESTAMPTZ) AS vendor_updated_at
 FROM mapped AS m;

@@ -61,5 +61,14 @@ SELECT
     CAST(NULL AS DECIMAL(18, 4)) AS vendor_overdue,
     m.accounting_date,
     m.customer_tax_status AS vendor_tax_status,
-    m._dlt_load_id AS load_id
+    m._dlt_load_id AS load_id,
+    -- Point in time: Sequence dates payments (each allocation's paidAt, in payments) and
+    -- nothing else; `updatedAt` dates the changes the warehouse's history sees.
+    false AS finalization_dated,
+    CAST(NULL AS TIMESTAMPTZ) AS finalized_at,
+    CAST(NULL AS TIMESTAMPTZ) AS paid_at,  -- its payment allocations date it
+    CAST(NULL AS TIMESTAMPTZ) AS refunded_at,
+    CAST(NULL AS TIMESTAMPTZ) AS voided_at,
+    CAST(NULL AS TIMESTAMPTZ) AS uncollectible_at,
+    CAST(m.updated_at AS TIMESTAMPTZ) AS vendor_updated_at
 FROM mapped AS m;
