@@ -219,3 +219,25 @@ def test_summary_of_a_past_day_says_what_is_exact_and_what_inferred(
     )
     assert cli.main(["summary", "--db", str(meteroid.db)]) == 0  # today: no notes
     assert capsys.readouterr().out.splitlines()[1] == ""
+
+
+@pytest.mark.parametrize("vendor", ["meteroid", "sequence"])
+def test_a_draft_finalized_later_counts_from_its_issue_date(make_sandbox, vendor) -> None:
+    """A draft issued 30 days ago and finalized today was outstanding, in full, 10 days ago:
+    whether the vendor dates the finalization (Meteroid) or the history saw the draft
+    (Sequence). A draft still a draft never counts."""
+    sb = make_sandbox(VENDORS[vendor], invoices=40, seed=3)
+    drafts = [inv for inv in sb.ledger.find("draft") if (TODAY - inv.issue_date).days > 12]
+    late, still = drafts[0], drafts[1]
+    sb.sync_ok()
+    sb.ledger.finalize(late.id)
+    sb.sync_ok()
+    day = TODAY - timedelta(days=10)
+    rows = _invoices_at(sb, day)
+    assert rows[late.id] == ("open", Decimal(0), late.major(late.total))  # no credit applied yet
+    assert rows[still.id][0] == "draft"
+    assert rows == _truth_at(sb, day)
+    outstanding = sb.query(
+        "SELECT count(*) FROM billing.ar_outstanding_at(?) WHERE invoice_id = ?", [day, late.id]
+    )
+    assert outstanding == [(1,)]

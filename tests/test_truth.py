@@ -115,13 +115,20 @@ def test_a_write_off_counts_from_its_day(ledger: Ledger) -> None:
     assert len(as_of(invoice, day(39)).transactions) == 1  # the failed attempt, dated day 2
 
 
-def test_a_draft_finalized_later_counts_from_its_finalization(ledger: Ledger) -> None:
+def test_a_draft_finalized_later_counts_from_its_issue_date(ledger: Ledger) -> None:
+    """As aged receivables count an invoice approved late: from its date (issue #34)."""
     invoice = draft(ledger)
     at_day(ledger, 9)
     ledger.finalize(invoice.id)
-    assert state(invoice, 0) == (DRAFT, 0, 0)
-    assert state(invoice, 8) == (DRAFT, 0, 0)
+    assert state(invoice, -1) is None
+    assert state(invoice, 0) == (OPEN, 0, invoice.total)
+    assert state(invoice, 8) == (OPEN, 0, invoice.total)
     assert state(invoice, 9) == (OPEN, 0, invoice.total)
+
+
+def test_a_draft_never_counts_as_open(ledger: Ledger) -> None:
+    invoice = draft(ledger)
+    assert state(invoice, 3) == (DRAFT, 0, 0)
 
 
 def test_a_draft_voided_was_never_open(ledger: Ledger) -> None:

@@ -3,8 +3,9 @@
 -- The state the warehouse's history held on that day (the last row valid from on or before
 -- it), moved on by the vendor's dated events after that row up to the day: its payments and
 -- refunds, and the status changes it dates. Before an invoice's first history row: the
--- vendor's dated events alone, the invoice open from its issue date unless the first sync saw
--- a draft or the vendor dates finalisation. The amount due of an invoice open (or written off)
+-- vendor's dated events alone. An invoice finalized by now counts from its issue date, as
+-- open, even on days before it was finalized (a draft never counts; one voided without being
+-- finalized was a draft until then). The amount due of an invoice open (or written off)
 -- that day: what the row held less the payments dated after it, or, when it was not yet open
 -- in that row, its total less the credit applied and the money received by then.
 CREATE OR REPLACE MACRO billing.ar_invoices_at(as_of) AS TABLE
@@ -53,6 +54,12 @@ WITH facts AS (
     WHERE newest = 1
 ), first_seen AS (
     SELECT source, invoice_id, status, amount_credited FROM observed WHERE first_seen
+), finalized AS (
+    -- invoices finalized by now, whenever that was: issued, they count from their issue date
+    SELECT source, invoice_id
+    FROM observed
+    GROUP BY source, invoice_id
+    HAVING bool_or(status NOT IN ('draft', 'void'))
 ), moved AS (
     SELECT
         m.source,
@@ -71,17 +78,30 @@ WITH facts AS (
         s.status AS seen_status,
         s.amount_paid AS seen_paid,
         s.amount_due AS seen_due,
-        coalesce(s.amount_credited, fs.amount_credited, f.amount_credited) AS credited_then,
+        CASE
+            -- credit is applied on finalization: not yet, on a day before the vendor dates it
+            WHEN (s.invoice_id IS NULL OR s.status = 'draft') AND f.finalization_dated
+                AND (
+                    f.finalized_at IS NULL
+                    OR CAST(f.finalized_at AT TIME ZONE 'UTC' AS DATE) > CAST(as_of AS DATE)
+                )
+                THEN CAST(0 AS DECIMAL(18, 4))
+            ELSE coalesce(s.amount_credited, fs.amount_credited, f.amount_credited)
+        END AS credited_then,
         coalesce(mv.paid_in, 0) AS paid_in,
         coalesce(mv.paid_back, 0) AS paid_back,
         CASE
+            -- a draft finalized later counts from its issue date, as open
+            WHEN s.status = 'draft' AND (fz.invoice_id IS NOT NULL OR f.finalized_at IS NOT NULL)
+                THEN 'open'
             WHEN s.invoice_id IS NOT NULL THEN s.status
-            WHEN f.finalization_dated OR fs.status = 'draft' THEN 'draft'
-            ELSE 'open'
+            WHEN fz.invoice_id IS NOT NULL OR f.finalized_at IS NOT NULL THEN 'open'
+            ELSE 'draft'
         END AS base_status
     FROM facts AS f
     LEFT JOIN seen AS s ON s.source = f.source AND s.invoice_id = f.invoice_id
     LEFT JOIN first_seen AS fs ON fs.source = f.source AND fs.invoice_id = f.invoice_id
+    LEFT JOIN finalized AS fz ON fz.source = f.source AND fz.invoice_id = f.invoice_id
     LEFT JOIN moved AS mv ON mv.source = f.source AND mv.invoice_id = f.invoice_id
     WHERE coalesce(f.issue_date, CAST(f.created_at AT TIME ZONE 'UTC' AS DATE))
         <= CAST(as_of AS DATE)

@@ -136,15 +136,17 @@ def by_end_of(moment: datetime | None, day: date) -> bool:
 def as_of(invoice: Invoice, day: date) -> Invoice | None:
     """The invoice as it stood at the end of `day` (UTC), or None before its issue date.
 
-    A copy with the transactions processed by then, the status it had then (draft until
-    finalized, open from then, paid from the payment that settled it, refunded from the refund
-    that gave everything back, void or uncollectible from when that happened), and the
-    customer's credit from finalization, when the ledger applies it.
+    A copy with the transactions processed by then, the status it had then (open from its issue
+    date if it was ever finalized, even on days before that, and a draft otherwise; paid from
+    the payment that settled it, refunded from the refund that gave everything back, void or
+    uncollectible from when that happened), and the customer's credit from finalization, when
+    the ledger applies it.
     """
     if invoice.issue_date > day:
         return None
     finalized = by_end_of(invoice.finalized_at, day)
-    status = DRAFT
+    # finalized by now, whenever: it counts from its issue date, as open (a draft never does)
+    status = DRAFT if invoice.finalized_at is None else OPEN
     for when, reached in (
         (invoice.finalized_at, OPEN),
         (invoice.paid_at, PAID),
@@ -308,9 +310,9 @@ def knowable(
     """The invoice at the end of `day` as the warehouse answers it (`billing.ar_invoices_at`).
 
     From the last history row on or before the day, moved on by the vendor's dated events
-    after that row up to the day; before the first row, from the vendor's dated events alone,
-    open from the issue date unless the first sync saw a draft (or the vendor dates
-    finalization). None before the issue date.
+    after that row up to the day; before the first row, from the vendor's dated events alone.
+    An invoice finalized by now counts from its issue date, as open (a draft row before its
+    finalization too). None before the issue date.
     """
     if issue_date > day or not rows:
         return None
@@ -321,12 +323,14 @@ def knowable(
         return by_end_of(moment, day) and (after is None or moment > after)
 
     dated = effective_transitions(now.figures, now.transitions, now.money)
-    if seen is not None:
+    # finalized by now (a draft finalized later counts from its issue date, as open)
+    finalized = dated.finalized is not None or any(
+        row.figures.status not in (DRAFT, VOID) for row in rows
+    )
+    if seen is not None and not (seen.figures.status == DRAFT and finalized):
         base = seen.figures.status
-    elif finalization_dated or rows[0].figures.status == DRAFT:
-        base = DRAFT
     else:
-        base = OPEN
+        base = OPEN if finalized else DRAFT
     status = base
     for reached, when in (
         (OPEN, dated.finalized),
@@ -344,6 +348,10 @@ def knowable(
     if status in (OPEN, UNCOLLECTIBLE):
         if seen is not None and seen.figures.status in (OPEN, UNCOLLECTIBLE):
             due = max(seen.figures.amount_due - paid_in, ZERO)
+        elif finalization_dated and not by_end_of(dated.finalized, day):
+            credited = ZERO  # the credit is applied on finalization, which came after the day
+            received = (seen.figures.amount_paid if seen else ZERO) + paid_in
+            due = max(now.figures.total - credited - received, ZERO)
         else:
             credited = (seen or rows[0]).figures.credited
             received = (seen.figures.amount_paid if seen else ZERO) + paid_in
