@@ -24,6 +24,7 @@ from dlt.common.schema.typing import TColumnSchema, TTableSchema
 from dlt.common.validation import validate_dict_ignoring_xkeys
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
+import pipelines.destinations
 import pipelines.runs
 import pipelines.sync
 import pipelines.views
@@ -88,18 +89,17 @@ def test_the_syncs_own_queries_run_under_the_same_cap(make_sandbox, monkeypatch)
         limits.append(f"{limit} on {threads}")
         return con
 
-    monkeypatch.setattr(pipelines.runs, "warehouse_connection", spy)
-    monkeypatch.setattr(pipelines.views, "warehouse_connection", spy)
+    monkeypatch.setattr(pipelines.destinations, "warehouse_connection", spy)
     sb = make_sandbox(METEROID, invoices=5)
     sb.sync_ok()
-    # snapshot before, counts after, the run's record, the views
-    assert len(limits) == 4 and set(limits) == {f"{_as_duckdb_shows('64MB')} on 1"}
+    # snapshot before, the views, counts after, the history, the run's record
+    assert len(limits) == 5 and set(limits) == {f"{_as_duckdb_shows('64MB')} on 1"}
     limits.clear()
     monkeypatch.setenv(
         "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "256MB"}'
     )
     sb.sync_ok()
-    assert len(limits) == 4 and {limit.split(" on ")[0] for limit in limits} == {"244.1 MiB"}
+    assert len(limits) == 5 and {limit.split(" on ")[0] for limit in limits} == {"244.1 MiB"}
     assert sb.query("SELECT count(*) FROM billing.invoices") == [(5,)]
 
 
