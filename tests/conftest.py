@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.destinations import PostgresDestination
 from pipelines.sandbox import environment
+from pipelines.summary import SUMMARY_COLUMNS
 from pipelines.sync import SourceResult, sync
 from pipelines.warehouse import Warehouse
 from sources.common.sandbox.ledger import Ledger
@@ -87,16 +88,7 @@ class Sandbox:
         rows = self.query(
             "SELECT * FROM billing.ar_summary_at(CAST(? AS DATE))", [as_of.isoformat()]
         )
-        keys = (
-            "open_count",
-            "outstanding",
-            "overdue_count",
-            "overdue",
-            "paid_count",
-            "paid",
-            "draft_count",
-            "void_count",
-        )
+        keys = SUMMARY_COLUMNS[2:]  # the figures, after source and currency
         return {(r[0], r[1]): dict(zip(keys, r[2:], strict=True)) for r in rows}
 
     def aging_rows(self, as_of: date) -> dict[tuple[str, str, str], dict]:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from pipelines.destinations import Destination, as_destination
 from pipelines.sandbox import environment
+from pipelines.summary import SUMMARY_COLUMNS
 from pipelines.sync import pipeline_for, sync
 from sources.common.sandbox.ledger import DRAFT, OPEN, PAID, Ledger
 from sources.common.sandbox.server import SandboxServer
@@ -31,16 +32,7 @@ from sources.common.vendor import Vendor
 # A change: (name, which eligible invoice, as an index taken modulo their number).
 CHANGES = ("create", "pay", "partial", "fail", "void", "finalize", "uncollectible", "refund")
 KILL_STAGES = ("extract", "normalize", "requests")
-SUMMARY_KEYS = (
-    "open_count",
-    "outstanding",
-    "overdue_count",
-    "overdue",
-    "paid_count",
-    "paid",
-    "draft_count",
-    "void_count",
-)
+SUMMARY_KEYS = SUMMARY_COLUMNS[2:]  # the figures, after source and currency
 
 change = st.tuples(st.sampled_from(CHANGES), st.integers(0, 10_000))
 # Past days to check after every sync, as days before the ledger's today (its seeded history
