@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseError as err:
         _say(f"the warehouse failed: {err}")
         return EXIT_FAILED
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (OSError, duckdb.Error) as err:
         if disk := disk_full(err):
             _say(f"the disk is full ({disk}); free some space and run the command again")

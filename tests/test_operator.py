@@ -4,6 +4,7 @@ that stay the size one sync leaves, and the demo's database kept apart from real
 from __future__ import annotations
 
 import io
+import subprocess
 from pathlib import Path
 
 from pipelines.demo import prepare_database
@@ -16,7 +17,7 @@ from sources.meteroid import VENDOR as METEROID
 from sources.press import VENDOR as PRESS
 from sources.sequence import VENDOR as SEQUENCE
 from tests.clock import TODAY
-from tests.helpers import cli_env, run_cli, stderr_lines
+from tests.helpers import SCRIPT, cli_env, run_cli, stderr_lines
 
 
 def _progress_of(sb, progress: Progress, **options) -> list[str]:
@@ -135,3 +136,17 @@ def test_query_reads_the_warehouse_after_the_install(make_sandbox, tmp_path) -> 
         assert refused.returncode == 2
         [line] = stderr_lines(refused.stderr)
         assert line.startswith("invoice-sync: the query failed: ") and reason in line
+
+
+def test_a_reader_that_stops_reading_is_no_error(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(METEROID, invoices=30)
+    sb.sync_ok()
+    piped = subprocess.run(
+        f"{SCRIPT} query 'SELECT * FROM billing.invoices' --db {sb.db} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+    )
+    assert piped.stdout.startswith("source ") and piped.stderr == ""
