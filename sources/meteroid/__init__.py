@@ -210,9 +210,25 @@ def meteroid_source(
             response = page_response(page)
             yield page_records(response), response
 
+    def read_on(page: int) -> Iterator[tuple[list[Any], Response]]:
+        """Pages from `page` to the first empty one, that one too (a batch has a page at
+        least): invoices created while we read sort last (oldest first)."""
+        while True:
+            rows = page_rows(response := page_response(page))
+            yield rows, response
+            if not rows:
+                return
+            page += 1
+
     @dlt.defer
     def pages_batch_of(pages: range) -> TableBatch:
         return batch(fetched(pages))
+
+    @dlt.defer
+    def last_pages_batch(pages: range, then_from: int) -> TableBatch:
+        """The last group of pages, then on to the first empty page: read after the group,
+        not while the others are still being read, so invoices created meanwhile are met."""
+        return batch(chain(fetched(pages), read_on(then_from)))
 
     @dlt.resource(
         name="invoices",
@@ -233,14 +249,11 @@ def meteroid_source(
         body = checked_page(first)
         yield batch([(body["data"], first)])
         known = body["pagination_meta"]["total_pages"]
-        for pages in staggered_groups(1, known, group):
-            # a group's pages are read one after another; groups run in dlt's worker pool
+        # a group's pages are read one after another; groups run in dlt's worker pool
+        *groups, last = [*staggered_groups(1, known, group)] or [range(0)]
+        for pages in groups:
             yield pages_batch_of(pages)
-        # Invoices created meanwhile sort last (oldest first): read on to the first empty page.
-        page = max(known, 1)
-        while rows := page_rows(response := page_response(page)):
-            yield batch([(rows, response)])
-            page += 1
+        yield last_pages_batch(last, max(known, 1))
 
     return invoices.add_yield_map(TABLES.items)
 

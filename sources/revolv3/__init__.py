@@ -347,14 +347,15 @@ def revolv3_source(
                 return
             end = _window_end(last, end, max_pages)
 
-    def catch_up(seen: set[int]) -> Iterator[list[dict[str, Any]]]:
-        """Invoices billed while we read: they arrive at the top, so re-read until nothing new."""
+    def catch_up(loaded: dict[int, int]) -> Iterator[list[dict[str, Any]]]:
+        """Invoices billed while we read: they arrive at the top, so re-read until a page
+        brings nothing new (its rows still count: one may have changed since we read it)."""
         params = {"orderBy": settings.FULL_ORDER}
         for page in pages(params, Revolv3Paginator(max_pages, sizes)):
-            rows = [raw for raw in page if invoice_id_of(raw) not in seen]
-            if not rows:
+            fresh = any(invoice_id_of(raw) not in loaded for raw in page)
+            yield page
+            if not fresh:
                 return
-            yield rows
 
     def changed_rows(start: date, sync_day: date) -> Iterator[dict[str, Any]]:
         """Every row updated on or after `start`.
@@ -441,30 +442,31 @@ def revolv3_source(
             recent[key] = stamp
         return False
 
-    def unstamped_again(raw: dict[str, Any], loaded: dict[int, int]) -> bool:
-        """Whether this row has no stamp and is exactly a row this sync loaded already (met
-        again in a window read again or a catch-up read); notes it if not."""
-        if raw.get("lastUpdateDate") is not None:
-            return False
+    def loaded_already(raw: dict[str, Any], loaded: dict[int, int]) -> bool:
+        """Whether this row is exactly the row this sync loaded of its invoice (met again in
+        a window read again or a catch-up read); notes it if not. A row that changed since
+        is loaded again: the warehouse holds the newest version the sync was shown."""
         invoice_id, version = invoice_id_of(raw), hash(json.dumps(raw, sort_keys=True, default=str))
         if loaded.get(invoice_id) == version:
             return True
         loaded[invoice_id] = version
         return False
 
+    def unstamped_again(raw: dict[str, Any], loaded: dict[int, int]) -> bool:
+        """Whether this row has no stamp and was loaded as it is by this sync already."""
+        return raw.get("lastUpdateDate") is None and loaded_already(raw, loaded)
+
     def full_read(recent: dict[str, str], sync_day: date) -> Iterator[list[dict[str, Any]]]:
         """Every invoice, through the list by billing date, then a catch-up read.
 
         The stamps of invoices updated inside the next incremental window are noted, so the
         next sync need not load them again if they do not change."""
-        seen: set[int] = set()  # rows met again (new invoices shift pages; window overlaps)
-        for rows in chain(billed_pages(), catch_up(seen)):
+        loaded: dict[int, int] = {}  # rows met again (new invoices shift pages; windows)
+        for rows in chain(billed_pages(), catch_up(loaded)):
             batch = []
             for raw in rows:
-                invoice_id = invoice_id_of(raw)
-                if invoice_id in seen:
+                if loaded_already(raw, loaded):
                     continue
-                seen.add(invoice_id)
                 remembered(raw, recent, sync_day - overlap)
                 batch.append(record(raw))
             yield batch
