@@ -12,8 +12,9 @@ import pytest
 import pipelines.sync
 from pipelines import cli, history
 from pipelines.registry import VENDORS
-from sources.common.sandbox.ledger import OPEN, PAID
+from sources.common.sandbox.ledger import OPEN, PAID, UNCOLLECTIBLE, VOID
 from sources.press.emulator import press_name
+from sources.revolv3.emulator import last_update
 from tests.clock import TODAY
 
 PAST = [TODAY - timedelta(days=n) for n in (1, 6, 20, 45, 90, 160)]
@@ -241,3 +242,28 @@ def test_a_draft_finalized_later_counts_from_its_issue_date(make_sandbox, vendor
         "SELECT count(*) FROM billing.ar_outstanding_at(?) WHERE invoice_id = ?", [day, late.id]
     )
     assert outstanding == [(1,)]
+
+
+def test_revolv3_dates_a_write_off_or_void_by_its_last_update(make_sandbox) -> None:
+    """Revolv3 dates no void or write-off, but a row's `lastUpdateDate` does when it was the
+    invoice's last change: a first sync shows such an invoice open, with its amount due, on
+    the days before, and void or written off from that day (not since its billing date)."""
+    sb = make_sandbox(VENDORS["revolv3"], invoices=120, seed=7, last_update_date="all")
+    ended = [
+        inv
+        for inv in sb.ledger.find(VOID, UNCOLLECTIBLE)
+        if last_update(inv) == (inv.voided_at or inv.uncollectible_at)
+        and (last_update(inv).date() - inv.issue_date).days > 1
+    ]
+    assert ended
+    sb.sync_ok()
+    for inv in ended:
+        number, ended_on = str(int(inv.id.split("_")[1])), last_update(inv).date()
+        day_before = ended_on - timedelta(days=1)
+        before = _invoices_at(sb, day_before)[number]
+        assert before[0] == OPEN and before[2] > 0
+        assert before == _truth_at(sb, day_before, exact=True)[number]
+        assert _invoices_at(sb, ended_on)[number] == _truth_at(sb, ended_on, exact=True)[number]
+        assert _invoices_at(sb, ended_on)[number][0] == inv.status
+    for day in PAST:
+        assert _invoices_at(sb, day) == _truth_at(sb, day), day

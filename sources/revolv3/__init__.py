@@ -317,9 +317,11 @@ def revolv3_source(
     def record(raw: dict[str, Any]) -> dict[str, Any]:
         """The row as loaded, numbered in reading order (`read_seq`). A row without attempts
         (`invoiceAttempts` null) takes them, and its other fields, from its detail: fetched
-        now, so never older than the row."""
+        now, so never older than the row. The detail has no `lastUpdateDate`, and the row's
+        may be older than the detail's fields: such a row lands without one (its changes are
+        then dated by the sync that saw them, not by a stamp that may precede them)."""
         if raw.get("invoiceAttempts") is None:
-            raw = {**raw, **_fetch_detail(client, invoice_id_of(raw))}
+            raw = {**raw, **_fetch_detail(client, invoice_id_of(raw)), "lastUpdateDate": None}
         return {**invoice_record(raw, currency), "read_seq": next(sequence)}
 
     def pages(params: dict[str, Any], paginator: Revolv3Paginator) -> Iterator[list[Any]]:

@@ -52,7 +52,14 @@ from sources.common.sandbox.server import (
     Response,
     int_arg,
 )
-from sources.common.sandbox.truth import Figures, Money, Transitions, settled_money
+from sources.common.sandbox.truth import (
+    Figures,
+    Money,
+    Transitions,
+    midnight,
+    settled_money,
+    written,
+)
 
 TOKEN = "sandbox-revolv3-token"
 MERCHANT = "Sandbox Merchant LLC"
@@ -336,11 +343,20 @@ class Revolv3Emulator(Emulator):
             **self._detailed(inv),
             "invoiceAttempts": attempts[-1:] if last_attempt_only else attempts,
         }
-        if self.null_attempts and number % self.null_attempts == 0:
+        if self._without_attempts(number):
             row["invoiceAttempts"] = None
-        if self.last_update_date == "all" or (self.last_update_date == "mixed" and number % 3):
+        if self._stamped(number):
             row["lastUpdateDate"] = _attempt_date(last_update(inv))
         return row
+
+    def _without_attempts(self, number: int) -> bool:
+        """Whether invoice `number`'s v1 row sends `invoiceAttempts: null`."""
+        return bool(self.null_attempts) and number % self.null_attempts == 0
+
+    def _stamped(self, number: int) -> bool:
+        """Whether invoice `number`'s v1 row carries `lastUpdateDate`."""
+        mixed = self.last_update_date == "mixed" and number % 3 != 0
+        return self.last_update_date == "all" or mixed
 
     def render_detail(self, inv: Invoice) -> dict[str, Any]:
         """`GET /api/Invoices/{id}`: every attempt, null when there is none (vendor's example)."""
@@ -443,9 +459,20 @@ class Revolv3Emulator(Emulator):
         return str(_number(inv.id)), inv.issue_date, inv.issue_date
 
     def dated(self, inv: Invoice) -> tuple[Transitions, tuple[Money, ...]]:
-        """Each attempt's `invoiceAttemptDate`; voids, write-offs (Noncollectable) and a
-        payment made outside Revolv3 (MerchantPaid) carry no date."""
-        return Transitions(), settled_money(inv, self._attempts(inv), "ms")
+        """Issued (open) on the billing date, no drafts; each attempt's `invoiceAttemptDate`;
+        voids, write-offs (Noncollectable) and a payment made outside Revolv3 (MerchantPaid)
+        carry no date."""
+        return Transitions(finalized=midnight(inv.issue_date)), settled_money(
+            inv, self._attempts(inv), "ms"
+        )
+
+    def stamp(self, inv: Invoice) -> datetime | None:
+        """The row's `lastUpdateDate` as it lands: none on a row without one, nor on a row
+        completed from its detail (`null_attempts`), which the source lands without it."""
+        number = _number(inv.id)
+        if self._stamped(number) and not self._without_attempts(number):
+            return written(last_update(inv), "ms")
+        return None
 
 
 def make_emulator(ledger: Ledger, faults: Faults | None = None, **options: Any) -> Revolv3Emulator:

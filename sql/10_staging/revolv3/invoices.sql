@@ -59,13 +59,14 @@ SELECT
     CAST(m.amount_refunded AS DECIMAL(18, 4)) AS amount_refunded,
     m._dlt_load_id AS load_id,
     -- Point in time: Revolv3 dates each attempt (in payments), which dates payments and
-    -- refunds; voids, write-offs and MerchantPaid are dated by the warehouse's history. No
-    -- drafts, so an invoice counts from its billing date; lastUpdateDate does not land.
+    -- refunds; voids, write-offs and MerchantPaid are dated by the warehouse's history, from
+    -- the row's lastUpdateDate where it has one. No drafts: an invoice is open from its
+    -- billing date.
     false AS finalization_dated,
-    CAST(NULL AS TIMESTAMPTZ) AS finalized_at,
+    CAST(m.billing_date AS TIMESTAMP) AT TIME ZONE 'UTC' AS finalized_at,
     CAST(NULL AS TIMESTAMPTZ) AS paid_at,
     CAST(NULL AS TIMESTAMPTZ) AS refunded_at,
     CAST(NULL AS TIMESTAMPTZ) AS voided_at,
     CAST(NULL AS TIMESTAMPTZ) AS uncollectible_at,
-    CAST(NULL AS TIMESTAMPTZ) AS vendor_updated_at
+    CAST(m.last_update_date AS TIMESTAMPTZ) AS vendor_updated_at
 FROM mapped AS m;
