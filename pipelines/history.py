@@ -116,10 +116,10 @@ def exactness_notes(con: Any, as_of: date, sources: list[str]) -> list[str]:
     as of each invoice's last update or issue date. `con` reads the warehouse."""
     try:
         known = {
-            source: (first, stamped)
-            for source, first, stamped in con.execute(
+            source: (first, stamped, rows)
+            for source, first, stamped, rows in con.execute(
                 "SELECT source, CAST(min(seen_at) AT TIME ZONE 'UTC' AS DATE), "
-                "count(vendor_updated_at) > 0 FROM billing.invoice_history GROUP BY source"
+                "count(vendor_updated_at), count(*) FROM billing.invoice_history GROUP BY source"
             ).fetchall()
         }
     except MISSING_OBJECT:
@@ -132,16 +132,26 @@ def exactness_notes(con: Any, as_of: date, sources: list[str]) -> list[str]:
         if not vendor.undated:
             notes.append(f"{source}: exact (the vendor dates every change)")
             continue
-        first, stamped = known.get(source, (None, False))
-        basis = "last update" if stamped else "issue date"
+        first, stamped, rows = known.get(source, (None, 0, 0))
         if first is None:
             notes.append(f"{source}: dates of {vendor.undated} unknown (no sync recorded yet)")
         elif as_of < first:
+            basis = _stamped_or(stamped, rows, "each invoice's issue date")
             notes.append(
                 f"{source}: dates of {vendor.undated} unknown before the first sync, {first} "
-                f"(taken as each invoice's {basis})"
+                f"(taken as {basis})"
             )
         else:
-            by = "each invoice's last update" if stamped else "the sync that saw them"
+            by = _stamped_or(stamped, rows, "the sync that saw them")
             notes.append(f"{source}: {vendor.undated} dated by {by} (syncs since {first})")
     return notes
+
+
+def _stamped_or(stamped: int, rows: int, otherwise: str) -> str:
+    """What dates a source's undated changes, given how many of its `rows` history rows carry
+    the vendor's update stamp (some vendors send it on some rows only)."""
+    if stamped == 0:
+        return otherwise
+    if stamped == rows:
+        return "each invoice's last update"
+    return f"each invoice's last update where the vendor sent one, else {otherwise}"

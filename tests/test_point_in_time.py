@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import duckdb
 import pytest
 
 import pipelines.sync
@@ -220,6 +221,17 @@ def test_summary_of_a_past_day_says_what_is_exact_and_what_inferred(
     )
     assert cli.main(["summary", "--db", str(meteroid.db)]) == 0  # today: no notes
     assert capsys.readouterr().out.splitlines()[1] == ""
+    revolv3 = make_sandbox(VENDORS["revolv3"], invoices=12)  # every third row unstamped
+    revolv3.sync_ok()
+    with duckdb.connect(str(revolv3.db), read_only=True) as con:
+        [seen] = con.execute(
+            "SELECT DISTINCT CAST(seen_at AT TIME ZONE 'UTC' AS DATE) FROM billing.invoice_history"
+        ).fetchall()
+        assert history.exactness_notes(con, seen[0], ["revolv3"]) == [
+            "revolv3: voids, write-offs and payments made outside Revolv3 dated by each "
+            "invoice's last update where the vendor sent one, else the sync that saw them "
+            f"(syncs since {seen[0]})"
+        ]
 
 
 @pytest.mark.parametrize("vendor", ["meteroid", "sequence"])
