@@ -67,6 +67,26 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"not a number of seconds, 0 or more: {text!r}")
+    return seconds
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return port
+
+
 def _package_version() -> str:
     try:
         return version("invoice-sync")
@@ -115,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print errors only (for cron)")
     run.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="how long to wait for another sync of the same database to end "
@@ -147,7 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     sandbox = commands.add_parser("sandbox", help="serve the vendor emulators until interrupted")
-    sandbox.add_argument("--port", type=int, default=None, help="port (default 8765)")
+    sandbox.add_argument(
+        "--port", type=_port, default=None, help="port (default 8765; 0: any free port)"
+    )
     return parser
 
 
@@ -306,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             return HANDLERS[args.command](args)
     except (Interrupted, KeyboardInterrupt) as signalled:
         stop = interruption(signalled) or Interrupted(signal.SIGINT)
+        if args.command not in SYNCING:
+            _say(f"interrupted by {stop.name}")
+            return stop.exit_status
         during = f" while syncing {stop.source}" if stop.source else ""
         _say(f"interrupted by {stop.name}{during}; the next sync completes what this one started")
         return stop.exit_status
@@ -317,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except summary.SummaryError as err:
         _say(str(err))
-        return EXIT_FAILED
+        return err.exit_status
     except ViewBuildError as err:
         _say(f"{err}; the previous views were kept")
         return EXIT_FAILED

@@ -182,6 +182,7 @@ class OneLineLog(logging.StreamHandler):
         "retried in load",  # dlt's note that a job is run again, with its traceback
         "was not fully loaded",  # a load that stopped: the source's result line says why
         'The "dedup_sort" column hint',  # a full refresh replaces: the hint has no use
+        "Exiting runner due to signal",  # the CLI's one line says what was interrupted
     )
 
     def filter(self, record: logging.LogRecord) -> bool:

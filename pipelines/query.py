@@ -9,6 +9,9 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+import duckdb
 
 from pipelines.destinations import DATABASE_ERRORS, Destination, open_read_only
 from pipelines.warehouse import first_line
@@ -23,14 +26,28 @@ def run_query(db_path: str | Path | Destination, sql: str) -> tuple[list[str], l
     the destination given, in a read-only transaction)."""
     con = open_read_only(db_path)
     try:
+        _one_statement(con, sql)
         cursor = con.execute(sql)
-        if cursor.description is None:
+        if cursor is None or cursor.description is None:
             return [], []
         return [d[0] for d in cursor.description], cursor.fetchall()
     except DATABASE_ERRORS as err:
         raise QueryError(f"the query failed: {first_line(err)}") from None
     finally:
         con.close()
+
+
+def _one_statement(con: Any, sql: str) -> None:
+    """Refuse no statement or several (DuckDB would run them all and show the last), and, on
+    DuckDB, reading or writing files: the command reads the warehouse, nothing else."""
+    if not sql.strip():
+        raise QueryError('no SQL given: e.g. "SELECT * FROM billing.ar_summary"')
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return
+    statements = con.extract_statements(sql)
+    if len(statements) != 1:
+        raise QueryError(f"one SQL statement at a time, not {len(statements)}")
+    con.execute("SET enable_external_access = false")
 
 
 def _text(value: object) -> str:

@@ -17,7 +17,7 @@ import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from html import escape
@@ -28,9 +28,10 @@ from typing import Any
 
 from pipelines.contract import AGING_BUCKETS
 from pipelines.destinations import MISSING_OBJECT, Destination, describe, open_read_only
+from pipelines.history import exactness_notes
 from pipelines.runs import last_runs
 from pipelines.summary import _cell
-from pipelines.warehouse import WarehouseError
+from pipelines.warehouse import WarehouseError, is_duckdb_file
 
 DEFAULT_OUT = "ar-report.html"
 DSO_WINDOW_DAYS = 90
@@ -98,6 +99,8 @@ class ReportData:
     customers: list[tuple]  # currency, source, customer id and name, invoices, overdue, days
     checks: list[tuple]  # check, source, invoice_id, detail
     runs: list[tuple]  # pipelines.runs.last_runs
+    # for a past day, per source: what is exact and what inferred (pipelines/history.py)
+    exactness: list[str] = field(default_factory=list)
 
 
 FIGURES_SQL = f"""
@@ -177,13 +180,15 @@ def read_warehouse(db_path: str | Path | Destination, as_of: date | None = None)
         checks = con.execute(CHECKS_SQL).fetchall()
         trend = _trend(con, params[0])
         runs = last_runs(con)  # last: [] where no sync ran, after a query that failed
+        sources = sorted({row.source for row in figures})
+        exactness = exactness_notes(con, day, sources) if day < date.today() else []
     except MISSING_OBJECT:
         raise ReportError(
             f"{describe(db_path)} has no billing views yet: run `invoice-sync sync` first"
         ) from None
     finally:
         con.close()
-    return ReportData(day, figures, aging, trend, customers, checks, runs)
+    return ReportData(day, figures, aging, trend, customers, checks, runs, exactness)
 
 
 # ---- formatting -------------------------------------------------------------------------
@@ -418,6 +423,15 @@ def notices(data: ReportData) -> str:
                 f"<strong>The last sync of {_e(source)} "
                 f"{'was interrupted' if status == 'interrupted' else 'failed'}:</strong> "
                 f"{_e(error)}. {since}",
+            )
+        )
+    if data.exactness:
+        out.append(
+            _notice(
+                "info",
+                "<strong>How exact this past day is.</strong> "
+                + "; ".join(_e(note) for note in data.exactness)
+                + ".",
             )
         )
     if data.checks:
@@ -845,8 +859,15 @@ def render_html(data: ReportData, db_label: str, generated_at: datetime) -> str:
 
 
 def _write(out: Path, page: str) -> Path:
-    """Write the page whole or not at all (a reader never opens half a report)."""
+    """Write the page whole or not at all (a reader never opens half a report), never over a
+    database (`--out` given the warehouse's path by mistake)."""
     target = out.resolve()
+    if target.is_dir() or is_duckdb_file(target):
+        what = "a folder" if target.is_dir() else "a DuckDB database"
+        raise ReportError(
+            f"refusing to write the report over {out}: it is {what}; pass --out with an .html "
+            "file's path"
+        )
     partial = target.with_name(f".{target.name}.partial")
     try:
         partial.write_text(page, encoding="utf-8")

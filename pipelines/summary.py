@@ -19,7 +19,7 @@ from pipelines.destinations import (
 )
 from pipelines.history import exactness_notes
 from pipelines.runs import last_runs
-from pipelines.warehouse import WarehouseError, first_line
+from pipelines.warehouse import first_line
 from sources.common.money import MoneyError, currency_exponent
 
 SUMMARY_COLUMNS = (
@@ -38,7 +38,12 @@ AGING_COLUMNS = ("source", "currency", "aging_bucket", "invoice_count", "amount_
 
 
 class SummaryError(RuntimeError):
-    pass
+    """The warehouse could not be read: one line; exit status 2 when it is not one yet (or
+    cannot be opened, `WarehouseError`), 1 when reading it failed."""
+
+    def __init__(self, message: str, exit_status: int = 1) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 CHECK_COLUMNS = ("check", "source", "invoice_id", "detail")
@@ -59,10 +64,7 @@ class SummaryData(NamedTuple):
 def fetch(db_path: str | Path | Destination, as_of: date | None) -> SummaryData:
     """(summary, aging, data check, last run) rows, as of `as_of` (today when None), read
     from the published warehouse, opened read-only (or from the destination given)."""
-    try:
-        con = open_read_only(db_path)
-    except WarehouseError as err:
-        raise SummaryError(str(err)) from None
+    con = open_read_only(db_path)  # WarehouseError: a --db that cannot be used
     try:
         day = (as_of or date.today()).isoformat()
         runs = last_runs(con)
@@ -84,7 +86,7 @@ def fetch(db_path: str | Path | Destination, as_of: date | None) -> SummaryData:
         if runs:
             return SummaryData([], [], [], runs)
         raise SummaryError(
-            f"{describe(db_path)} has no billing views yet: run `invoice-sync sync` first"
+            f"{describe(db_path)} has no billing views yet: run `invoice-sync sync` first", 2
         ) from None
     except DATABASE_ERRORS as err:
         raise SummaryError(f"cannot read {describe(db_path)}: {first_line(err)}") from None
@@ -231,7 +233,12 @@ def render_data(
     failures = failures_text(data.runs)
     head = f"{failures}\n\n" if failures else ""
     if not data.summary:
-        return f"{head}No invoices in {describe(db_path)} yet.\n\n{runs_text(data.runs)}"
+        none = (
+            f"No invoices issued by {day} in {describe(db_path)}."
+            if as_of is not None
+            else f"No invoices in {describe(db_path)} yet."
+        )
+        return f"{head}{none}\n\n{runs_text(data.runs)}"
     return (
         head
         + f"Accounts receivable as of {day} (amounts in each invoice's own currency)\n"

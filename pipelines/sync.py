@@ -190,12 +190,16 @@ def configured_value(vendor: str, key: str) -> Any:
         return None
 
 
-def is_configured(vendor: Vendor) -> bool:
-    return all(configured_value(vendor.name, key) for key in vendor.config_keys)
-
-
 def configured_vendors() -> list[Vendor]:
-    return [vendor for vendor in VENDORS.values() if is_configured(vendor)]
+    """The sources `invoice-sync sync` syncs when none is named: those with every setting, and
+    those with some of their credentials but not all they need, so that the sync says what is
+    missing instead of leaving them out without a word."""
+    return [
+        vendor
+        for vendor in VENDORS.values()
+        if all(configured_value(vendor.name, key) for key in vendor.config_keys)
+        or any(configured_value(vendor.name, key) for key in vendor.credential_keys)
+    ]
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -241,7 +245,8 @@ def explain(vendor: Vendor, error: BaseException) -> SyncError:
         return SyncError(
             vendor.name,
             f"not configured: {missing} not set",
-            "set them in .dlt/secrets.toml or the environment",
+            f"set {'them' if len(cause.fields) > 1 else 'it'} in .dlt/config.toml, "
+            ".dlt/secrets.toml or the environment",
         )
     return SyncError(
         vendor.name,

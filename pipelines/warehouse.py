@@ -74,7 +74,7 @@ class Warehouse:
         return self.published.parent / f".{self.published.name}.publishing"
 
 
-def _is_duckdb_file(path: Path) -> bool:
+def is_duckdb_file(path: Path) -> bool:
     try:
         with path.open("rb") as file:
             return file.read(12)[8:12] == DUCKDB_MAGIC
@@ -98,7 +98,7 @@ def check_writable_location(warehouse: Warehouse) -> None:
             f"--db {path}: cannot write in {parent} (permission denied); pass a --db in a "
             "folder you can write to"
         )
-    if path.exists() and path.stat().st_size and not _is_duckdb_file(path):
+    if path.exists() and path.stat().st_size and not is_duckdb_file(path):
         raise WarehouseError(
             f"--db {path} exists and is not a DuckDB database; pass another file name"
         )
@@ -113,7 +113,7 @@ def check_readable(path: str | Path) -> Path:
         raise WarehouseError(
             f"no database at {db}: run `invoice-sync sync` or `invoice-sync demo` first"
         )
-    if not _is_duckdb_file(db):
+    if not is_duckdb_file(db):
         raise WarehouseError(f"--db {db} is not a DuckDB database")
     return db
 
@@ -138,7 +138,7 @@ def made_by_demo(warehouse: Warehouse) -> bool:
 def is_demo_warehouse(path: str | Path) -> bool:
     """Whether the published warehouse at `path` was made by `invoice-sync demo`."""
     db = Path(path)
-    if not db.is_file() or not _is_duckdb_file(db):
+    if not db.is_file() or not is_duckdb_file(db):
         return False
     try:
         with duckdb.connect(str(db), read_only=True) as con:

@@ -4,7 +4,9 @@ that stay the size one sync leaves, and the demo's database kept apart from real
 from __future__ import annotations
 
 import io
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from pipelines.demo import prepare_database
@@ -131,11 +133,21 @@ def test_query_reads_the_warehouse_after_the_install(make_sandbox, tmp_path) -> 
     for statement, reason in [
         ("SELECT nope FROM billing.ar_summary", "Binder Error"),
         ("DELETE FROM billing.sync_runs", "read-only"),
+        (f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'", "file system operations are disabled"),
+        ("SELECT * FROM read_csv('/etc/hostname')", "file system operations are disabled"),
     ]:
         refused = run_cli(["query", statement, "--db", str(sb.db)], cli_env(), tmp_path)
         assert refused.returncode == 2
         [line] = stderr_lines(refused.stderr)
         assert line.startswith("invoice-sync: the query failed: ") and reason in line
+    assert not (tmp_path / "out.csv").exists()
+    for statement, said in [
+        ("", 'no SQL given: e.g. "SELECT * FROM billing.ar_summary"'),
+        ("  -- a comment", "one SQL statement at a time, not 0"),
+        ("SELECT 1; SELECT 2", "one SQL statement at a time, not 2"),
+    ]:
+        refused = run_cli(["query", statement, "--db", str(sb.db)], cli_env(), tmp_path)
+        assert (refused.returncode, stderr_lines(refused.stderr)) == (2, [f"invoice-sync: {said}"])
 
 
 def test_a_reader_that_stops_reading_is_no_error(make_sandbox, tmp_path) -> None:
@@ -150,3 +162,66 @@ def test_a_reader_that_stops_reading_is_no_error(make_sandbox, tmp_path) -> None
         cwd=tmp_path,
     )
     assert piped.stdout.startswith("source ") and piped.stderr == ""
+
+
+def test_a_partly_configured_source_says_what_is_missing(tmp_path) -> None:
+    """A source with credentials but no base URL is not left out without a word (as when a
+    deployment copies secrets.toml.example but not config.toml)."""
+    env = cli_env(SOURCES__SEQUENCE__CLIENT_ID="id", SOURCES__SEQUENCE__CLIENT_SECRET="s")
+    shown = run_cli(["sync", "--db", str(tmp_path / "w.duckdb")], env, tmp_path)
+    assert shown.returncode == 1
+    assert stderr_lines(shown.stderr) == [
+        "sequence: not configured: SOURCES__SEQUENCE__BASE_URL not set (set it in "
+        ".dlt/config.toml, .dlt/secrets.toml or the environment)"
+    ]
+    example = (Path(__file__).parents[1] / ".dlt" / "secrets.toml.example").read_text()
+    for vendor in ("press", "sequence", "revolv3", "exsited", "meteroid"):
+        section = example.split(f"[sources.{vendor}]")[1].split("[")[0]
+        assert "base_url = " in section, vendor
+
+
+def test_the_report_is_never_written_over_a_database(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    before = sb.db.read_bytes()
+    for out, what in [(sb.db, "a DuckDB database"), (tmp_path, "a folder")]:
+        shown = run_cli(["report", "--db", str(sb.db), "--out", str(out)], cli_env(), tmp_path)
+        assert (shown.returncode, stderr_lines(shown.stderr)) == (
+            2,
+            [
+                f"invoice-sync: refusing to write the report over {out}: it is {what}; pass "
+                "--out with an .html file's path"
+            ],
+        )
+    assert sb.db.read_bytes() == before
+
+
+def test_usage_errors_are_one_line_and_status_2(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    for args, said in [
+        (["summary", "--db", str(tmp_path)], "is a directory"),
+        (["summary", "--db", str(tmp_path / "m.duckdb")], "no database at "),
+        (["summary", "--db", "/etc/hostname"], "not a DuckDB database"),
+        (["sandbox", "--port", "99999"], "not a port number (0 to 65535): '99999'"),
+        (["sync", "--wait", "-5"], "not a number of seconds, 0 or more: '-5'"),
+    ]:
+        shown = run_cli(args, cli_env(), tmp_path)
+        assert shown.returncode == 2, (args, shown.stderr)
+        line = stderr_lines(shown.stderr)[-1]  # argparse's own errors follow its usage
+        assert said in line, (args, line)
+    past = run_cli(["summary", "--db", str(sb.db), "--as-of", "1999-12-31"], cli_env(), tmp_path)
+    assert past.returncode == 0
+    assert past.stdout.splitlines()[0] == f"No invoices issued by 1999-12-31 in {sb.db}."
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(make_sandbox, tmp_path) -> None:
+    """Before the CLI runs, Python imports dlt, DuckDB and arrow for about a second."""
+    process = subprocess.Popen(
+        [SCRIPT, "--version"], stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=tmp_path
+    )
+    time.sleep(0.15)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr_lines(err) == ["invoice-sync: interrupted by SIGINT"]

@@ -240,7 +240,7 @@ def test_reading_a_warehouse_an_earlier_version_holds_for_writing_is_one_line(
     try:
         time.sleep(1)
         shown = run_cli(["summary", "--db", str(sb.db)], cli_env(), tmp_path)
-        assert shown.returncode == 1
+        assert shown.returncode == 2  # a --db that cannot be used, as for report and query
         [line] = stderr_lines(shown.stderr)
         assert line.startswith(f"invoice-sync: cannot open {sb.db}: ")
         # and the sync, which writes its own working warehouse, still runs and publishes

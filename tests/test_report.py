@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 from pipelines import cli
+from pipelines.history import exactness_notes
 from pipelines.registry import VENDORS
 from pipelines.report import (
     ALL_SOURCES,
@@ -384,6 +385,10 @@ def test_as_of_a_past_day_shows_ar_summary_at_that_day(warehouse: Path, tmp_path
     rows = shown.figure_rows()
     assert all(Decimal(rows[s, c].attrs["data-overdue"]) == o for s, c, o in expected)
     assert f"as of {day.day} {day:%b %Y}" in shown.text
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # what summary --as-of says
+        notes = exactness_notes(con, day, sorted({s for s, _ in rows if s != ALL_SOURCES}))
+    assert "meteroid: exact (the vendor dates every change)" in notes
+    assert "How exact this past day is. " + "; ".join(notes) + "." in shown.text
     billed = query(  # the 90 days up to that day, as the invoices stood on it
         warehouse,
         "SELECT source, currency, sum(total) FROM billing.ar_invoices_at(CAST($1 AS DATE)) "
