@@ -27,13 +27,13 @@ class DemoError(RuntimeError):
 def prepare_database(db_path: Path) -> None:
     """Start from an empty warehouse marked as the demo's; refuse to touch one it did not make."""
     warehouse = Warehouse.at(db_path)
+    check_writable_location(warehouse)  # a folder, or a file that is no database, said so
     exists = warehouse.published.exists() or warehouse.working.exists()
     if exists and not made_by_demo(warehouse):
         raise DemoError(
             f"{db_path} exists and was not made by the demo; "
             "pass --db with another file name (for example --db demo.duckdb)"
         )
-    check_writable_location(warehouse)
     warehouse.published.unlink(missing_ok=True)
     shutil.rmtree(warehouse.folder, ignore_errors=True)
     warehouse.folder.mkdir()

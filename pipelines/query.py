@@ -58,6 +58,16 @@ def _text(value: object) -> str:
     return str(value)  # Decimal's str is exact
 
 
+def _unique(columns: list[str]) -> list[str]:
+    """Column names as JSON keys: a name met again gets _2, _3, ... (`SELECT 1 a, 2 a`)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for column in columns:
+        seen[column] = seen.get(column, 0) + 1
+        keys.append(column if seen[column] == 1 else f"{column}_{seen[column]}")
+    return keys
+
+
 def render(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
     if fmt == "csv":
         out = io.StringIO()
@@ -66,11 +76,12 @@ def render(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
         writer.writerows([_text(v) for v in row] for row in rows)
         return out.getvalue().rstrip("\n")
     if fmt == "json":
+        keys = _unique(columns)
         return json.dumps(
             [
                 {
                     c: _text(v) if isinstance(v, Decimal | date | datetime) else v
-                    for c, v in zip(columns, row, strict=True)
+                    for c, v in zip(keys, row, strict=True)
                 }
                 for row in rows
             ],

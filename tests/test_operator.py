@@ -4,6 +4,7 @@ that stay the size one sync leaves, and the demo's database kept apart from real
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import time
@@ -128,6 +129,12 @@ def test_query_reads_the_warehouse_after_the_install(make_sandbox, tmp_path) -> 
     lines = shown.stdout.splitlines()
     assert lines[0] == "source,currency,outstanding"
     assert lines[1:] == [f"{s},{c},{o}" for s, c, o in expected]  # exact decimals
+    doubled = run_cli(
+        ["query", "SELECT 1 AS a, 2 AS a", "--db", str(sb.db), "--format", "json"],
+        cli_env(),
+        tmp_path,
+    )
+    assert json.loads(doubled.stdout) == [{"a": 1, "a_2": 2}]
     table = run_cli(["query", sql, "--db", str(sb.db)], cli_env(), tmp_path)
     assert table.stdout.splitlines()[-1] == f"({len(expected)} rows)"
     for statement, reason in [
@@ -203,6 +210,7 @@ def test_usage_errors_are_one_line_and_status_2(make_sandbox, tmp_path) -> None:
         (["summary", "--db", str(tmp_path)], "is a directory"),
         (["summary", "--db", str(tmp_path / "m.duckdb")], "no database at "),
         (["summary", "--db", "/etc/hostname"], "not a DuckDB database"),
+        (["demo", "--db", str(tmp_path)], "is a directory"),
         (["sandbox", "--port", "99999"], "not a port number (0 to 65535): '99999'"),
         (["sync", "--wait", "-5"], "not a number of seconds, 0 or more: '-5'"),
     ]:
