@@ -37,8 +37,9 @@ def prepare_database(db_path: Path) -> None:
     warehouse.published.unlink(missing_ok=True)
     shutil.rmtree(warehouse.folder, ignore_errors=True)
     warehouse.folder.mkdir()
+    warehouse.demo_mark.touch()
     with duckdb.connect(str(warehouse.working)) as con:
-        con.execute(f"CREATE SCHEMA {DEMO_MARKER}")
+        con.execute(f"CREATE SCHEMA {DEMO_MARKER}")  # published with it, for made_by_demo
 
 
 def check_against_truth(db_path: Path, emulators: dict[str, Emulator]) -> str:

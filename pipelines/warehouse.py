@@ -69,6 +69,11 @@ class Warehouse:
         return self.folder / "sync.lock"
 
     @property
+    def demo_mark(self) -> Path:
+        """A file the demo leaves in the working folder (`made_by_demo`)."""
+        return self.folder / "made-by-demo"
+
+    @property
     def staged_copy(self) -> Path:
         """Where the next published file is written before it is renamed over `published`."""
         return self.published.parent / f".{self.published.name}.publishing"
@@ -131,8 +136,12 @@ DEMO_MARKER = "invoice_sync_demo"  # a schema the demo creates in its database
 
 
 def made_by_demo(warehouse: Warehouse) -> bool:
-    """Whether this warehouse (published, or only written so far) is the demo's."""
-    return is_demo_warehouse(warehouse.published) or is_demo_warehouse(warehouse.working)
+    """Whether this warehouse (published, or only written so far) is the demo's.
+
+    Asked before a sync takes the lock, so it never opens the working warehouse: a sync
+    running would fail to open it for writing while we held it, even read-only. The published
+    file carries the demo's schema; the working folder, a file that says so."""
+    return warehouse.demo_mark.exists() or is_demo_warehouse(warehouse.published)
 
 
 def is_demo_warehouse(path: str | Path) -> bool:

@@ -399,8 +399,8 @@ def test_bad_settings_are_one_line_without_the_password(make_sandbox, postgres, 
     }
     for case, credentials in cases.items():
         env = _pg_env(sb, postgres, DESTINATION__POSTGRES__CREDENTIALS=credentials)
-        # as for a bad --db: 2 for sync (configuration), 1 for summary (nothing to show)
-        for command, status in ((["sync", "meteroid"], 2), (["summary"], 1)):
+        # as for a bad --db: 2, configuration, for sync, summary and report alike
+        for command, status in ((["sync", "meteroid"], 2), (["summary"], 2), (["report"], 2)):
             ran = run_cli([*command, "--destination", "postgres"], env, tmp_path)
             [line] = stderr_lines(ran.stderr)
             assert ran.returncode == status, (case, ran.stderr)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.warehouse import Warehouse
+from pipelines import cli
+from pipelines.sandbox import environment
+from pipelines.warehouse import Warehouse, sync_lock
 from sources.common.sandbox.server import Faults
 from sources.exsited import VENDOR as EXSITED
 from sources.meteroid import VENDOR as METEROID
@@ -250,3 +252,26 @@ def test_reading_a_warehouse_an_earlier_version_holds_for_writing_is_one_line(
         writer.kill()
         writer.wait()
     assert sb.summary_rows(TODAY) == sb.truth_summary(TODAY)
+
+
+def test_a_sync_waiting_for_the_lock_never_opens_the_working_warehouse(
+    make_sandbox, monkeypatch
+) -> None:
+    """Before a sync holds the lock it must not open the working warehouse, even read-only and
+    briefly: the running sync's next open for writing would fail (CI found it: of two syncs
+    started together, the one syncing failed, the one waiting went on to sync)."""
+    sb = make_sandbox(METEROID, invoices=5)
+    sb.sync_ok()
+    warehouse = Warehouse.at(sb.db)
+    opened: list[Path] = []
+    connect = duckdb.connect
+
+    def recorded(database: str = ":memory:", *args, **kwargs):
+        opened.append(Path(database))
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", recorded)
+    with environment(sb.settings), sync_lock(warehouse, 0):
+        assert cli.main(["sync", "--db", str(sb.db), "--wait", "0"]) == 75
+    assert warehouse.working not in opened
+    assert opened  # the published file, which anyone may open, was asked if it is the demo's
