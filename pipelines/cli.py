@@ -8,10 +8,12 @@ Exit statuses: 0 success; 1 a source failed (or the last sync of one did, for `s
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -67,24 +69,25 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0:
-        raise argparse.ArgumentTypeError(f"not a number of seconds, 0 or more: {text!r}")
-    return seconds
+def _number_between(
+    convert: Callable[[str], float], low: float, high: float, refusal: str
+) -> Callable[[str], float]:
+    """An argparse type: `convert`ed text from `low` to `high`, else `refusal` and the text."""
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{refusal}: {text!r}")
+        return value
+
+    return parse
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
-    return port
+_seconds = _number_between(float, 0, math.inf, "not a number of seconds, 0 or more")
+_port = _number_between(int, 0, 65535, "not a port number (0 to 65535)")
 
 
 def _package_version() -> str:
@@ -328,11 +331,13 @@ def main(argv: list[str] | None = None) -> int:
             return HANDLERS[args.command](args)
     except (Interrupted, KeyboardInterrupt) as signalled:
         stop = interruption(signalled) or Interrupted(signal.SIGINT)
-        if args.command not in SYNCING:
+        if args.command in SYNCING:
+            during = f" while syncing {stop.source}" if stop.source else ""
+            _say(
+                f"interrupted by {stop.name}{during}; the next sync completes what this one started"
+            )
+        else:
             _say(f"interrupted by {stop.name}")
-            return stop.exit_status
-        during = f" while syncing {stop.source}" if stop.source else ""
-        _say(f"interrupted by {stop.name}{during}; the next sync completes what this one started")
         return stop.exit_status
     except SyncBusy as err:
         _say(str(err))

@@ -27,6 +27,8 @@ def run_query(db_path: str | Path | Destination, sql: str) -> tuple[list[str], l
     con = open_read_only(db_path)
     try:
         _one_statement(con, sql)
+        if isinstance(con, duckdb.DuckDBPyConnection):  # the warehouse, and no file beside it
+            con.execute("SET enable_external_access = false")
         cursor = con.execute(sql)
         if cursor is None or cursor.description is None:
             return [], []
@@ -38,16 +40,13 @@ def run_query(db_path: str | Path | Destination, sql: str) -> tuple[list[str], l
 
 
 def _one_statement(con: Any, sql: str) -> None:
-    """Refuse no statement or several (DuckDB would run them all and show the last), and, on
-    DuckDB, reading or writing files: the command reads the warehouse, nothing else."""
+    """Refuse no statement, or (on DuckDB, which would run them all and show the last) several."""
     if not sql.strip():
         raise QueryError('no SQL given: e.g. "SELECT * FROM billing.ar_summary"')
-    if not isinstance(con, duckdb.DuckDBPyConnection):
-        return
-    statements = con.extract_statements(sql)
-    if len(statements) != 1:
-        raise QueryError(f"one SQL statement at a time, not {len(statements)}")
-    con.execute("SET enable_external_access = false")
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        statements = con.extract_statements(sql)
+        if len(statements) != 1:
+            raise QueryError(f"one SQL statement at a time, not {len(statements)}")
 
 
 def _text(value: object) -> str:

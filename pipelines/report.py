@@ -180,7 +180,7 @@ def read_warehouse(db_path: str | Path | Destination, as_of: date | None = None)
         checks = con.execute(CHECKS_SQL).fetchall()
         trend = _trend(con, params[0])
         runs = last_runs(con)  # last: [] where no sync ran, after a query that failed
-        sources = sorted({row.source for row in figures})
+        sources = [row.source for row in figures]
         exactness = exactness_notes(con, day, sources) if day < date.today() else []
     except MISSING_OBJECT:
         raise ReportError(

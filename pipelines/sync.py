@@ -194,12 +194,12 @@ def configured_vendors() -> list[Vendor]:
     """The sources `invoice-sync sync` syncs when none is named: those with every setting, and
     those with some of their credentials but not all they need, so that the sync says what is
     missing instead of leaving them out without a word."""
-    return [
-        vendor
-        for vendor in VENDORS.values()
-        if all(configured_value(vendor.name, key) for key in vendor.config_keys)
-        or any(configured_value(vendor.name, key) for key in vendor.credential_keys)
-    ]
+    wanted = []
+    for vendor in VENDORS.values():
+        settings = {key: configured_value(vendor.name, key) for key in vendor.config_keys}
+        if all(settings.values()) or any(settings.get(key) for key in vendor.credential_keys):
+            wanted.append(vendor)
+    return wanted
 
 
 def _root_cause(error: BaseException) -> BaseException:
